@@ -1,0 +1,7 @@
+"""``python -m subcell``."""
+
+import sys
+
+from subcell.cli import main
+
+sys.exit(main())

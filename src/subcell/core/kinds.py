@@ -1,0 +1,137 @@
+"""The kinds of plugin the core knows, and the interface each kind's objects provide.
+
+The core never names a particular organelle or microscope; it names *kinds*. Each kind has
+one registration hook (see :mod:`subcell.core.hookspecs`) and one small interface, written
+here as a :class:`typing.Protocol` so plugin authors see what a factory must return.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+import attrs
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    import numpy as np
+
+    from subcell.core.model import Emitters, Field, Geometry, Masks, Table, Volume
+
+
+@attrs.frozen
+class Kind:
+    """A kind of plugin: its config key, its registration hook and what it does."""
+
+    name: str
+    hook: str
+    description: str
+
+
+KINDS: dict[str, Kind] = {
+    k.name: k
+    for k in (
+        Kind("structure", "register_structures", "geometry of a structure in nm"),
+        Kind("labelling", "register_labellings", "fluorophore placement on a geometry"),
+        Kind("photophysics", "register_photophysics", "emitter on/off states over frames"),
+        Kind("microscope", "register_microscopes", "optics: PSF and detection channels"),
+        Kind("noise", "register_noise_models", "photon counting and camera noise"),
+        Kind("ground_truth", "register_ground_truth_rules", "masks from geometry/emitters"),
+        Kind("network", "register_networks", "a torch network for segmentation"),
+        Kind("segmenter", "register_segmenters", "image to masks (classical or learned)"),
+        Kind("analytics", "register_analytics", "per-object measurements from masks"),
+        Kind("reader", "register_readers", "image file format to Volume"),
+        Kind("writer", "register_writers", "Volume (and masks) to a file format"),
+    )
+}
+
+
+@runtime_checkable
+class Structure(Protocol):
+    """Places structures in a field of view."""
+
+    def generate(self, field: Field, rng: np.random.Generator) -> Geometry: ...
+
+
+@runtime_checkable
+class Labelling(Protocol):
+    """Places fluorophores on a geometry."""
+
+    def label(self, geometry: Geometry, rng: np.random.Generator) -> Emitters: ...
+
+
+@runtime_checkable
+class Photophysics(Protocol):
+    """Sets each emitter's on-fraction per frame."""
+
+    def apply(self, emitters: Emitters, n_frames: int, rng: np.random.Generator) -> Emitters: ...
+
+
+@runtime_checkable
+class Microscope(Protocol):
+    """Forms the noise-free image (expected photons per pixel) of emitters on a field."""
+
+    def image(self, emitters: Emitters, field: Field) -> np.ndarray: ...
+
+    def psf(self, field: Field) -> np.ndarray: ...
+
+
+@runtime_checkable
+class NoiseModel(Protocol):
+    """Turns expected photons into detector counts."""
+
+    def apply(self, expected_photons: np.ndarray, rng: np.random.Generator) -> np.ndarray: ...
+
+
+@runtime_checkable
+class GroundTruthRule(Protocol):
+    """Derives masks from what was simulated (never from the noisy image)."""
+
+    def masks(self, geometry: Geometry, emitters: Emitters, field: Field) -> Masks: ...
+
+
+@runtime_checkable
+class Segmenter(Protocol):
+    """Segments a volume into masks."""
+
+    def segment(self, volume: Volume) -> Masks: ...
+
+
+@runtime_checkable
+class Analytics(Protocol):
+    """Measures the objects of a mask; returns a table with one row per object."""
+
+    def measure(self, masks: Masks, volume: Volume | None = None) -> Table: ...
+
+
+@runtime_checkable
+class Reader(Protocol):
+    """Reads one image format."""
+
+    def can_read(self, path: Path) -> bool: ...
+
+    def read(self, path: Path) -> Volume: ...
+
+
+@runtime_checkable
+class Writer(Protocol):
+    """Writes a volume, and optionally masks and attributes, in one format."""
+
+    def write(
+        self, volume: Volume, path: Path, masks: Masks | None = None, attrs: dict | None = None
+    ) -> Path: ...
+
+
+#: The interface each kind's factory must return (networks return a ``torch.nn.Module``).
+INTERFACES: dict[str, Any] = {
+    "structure": Structure,
+    "labelling": Labelling,
+    "photophysics": Photophysics,
+    "microscope": Microscope,
+    "noise": NoiseModel,
+    "ground_truth": GroundTruthRule,
+    "segmenter": Segmenter,
+    "analytics": Analytics,
+    "reader": Reader,
+    "writer": Writer,
+}

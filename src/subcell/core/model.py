@@ -1,0 +1,261 @@
+"""The data model that flows between stages, in physical units (nm, s).
+
+Arrays use the axis order ``(C, Z, Y, X)`` for images and ``(z, y, x)`` for coordinates
+and voxel sizes. Every class checks its arrays on construction so that a stage fails at
+its edge, not three stages later.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any
+
+import attrs
+import numpy as np
+
+from subcell.core.errors import VolumeError
+
+AXES_4D = "CZYX"
+AXES_5D = "TCZYX"
+
+
+def _positive_triple(instance, attribute, value):
+    if len(value) != 3 or not all(float(v) > 0 for v in value):
+        raise ValueError(f"{attribute.name} must be three positive numbers (z, y, x), got {value}")
+
+
+def _as_float_triple(value) -> tuple[float, float, float]:
+    return tuple(float(v) for v in value)
+
+
+@attrs.frozen
+class Field:
+    """The imaging grid: ``shape`` in voxels (Z, Y, X) and ``voxel_nm`` (z, y, x).
+
+    Structures are placed inside ``extent_nm``; microscopes render onto this grid.
+    A single plane has ``shape[0] == 1``; its z voxel size is then the focal slab thickness.
+    """
+
+    shape: tuple[int, int, int] = attrs.field(converter=lambda s: tuple(int(v) for v in s))
+    voxel_nm: tuple[float, float, float] = attrs.field(
+        converter=_as_float_triple, validator=_positive_triple
+    )
+
+    @shape.validator
+    def _check_shape(self, attribute, value):
+        if len(value) != 3 or min(value) < 1:
+            raise ValueError(f"shape must be three positive sizes (Z, Y, X), got {value}")
+
+    @property
+    def extent_nm(self) -> np.ndarray:
+        """Physical size of the field, (z, y, x) in nm."""
+        return np.asarray(self.shape, dtype=float) * np.asarray(self.voxel_nm)
+
+
+def _array(dtype, ndim: int | None = None, last: int | None = None):
+    def convert(value):
+        arr = np.asarray(value, dtype=dtype)
+        if ndim is not None and arr.ndim != ndim:
+            if arr.size == 0:
+                arr = arr.reshape((0,) * (ndim - 1) + ((last,) if last else (0,)))
+            else:
+                raise ValueError(f"expected a {ndim}-D array, got shape {arr.shape}")
+        if last is not None and arr.shape[-1] != last:
+            raise ValueError(f"expected last axis of length {last}, got shape {arr.shape}")
+        return arr
+
+    return attrs.field(converter=convert)
+
+
+@attrs.frozen(eq=False)
+class Geometry:
+    """Structures as primitives in nm, each with an instance id (1..n) and a class index.
+
+    ``class_names[k]`` names class ``k``. Spheres are (centre, radius); a labelling decides
+    whether their surface (membrane) or their volume (lumen) carries dye.
+    """
+
+    class_names: tuple[str, ...] = attrs.field(converter=tuple)
+    sphere_center_nm: np.ndarray = _array(np.float64, 2, 3)
+    sphere_radius_nm: np.ndarray = _array(np.float64, 1)
+    sphere_instance: np.ndarray = _array(np.int32, 1)
+    sphere_class: np.ndarray = _array(np.int16, 1)
+
+    def __attrs_post_init__(self):
+        n = len(self.sphere_center_nm)
+        for name in ("sphere_radius_nm", "sphere_instance", "sphere_class"):
+            if len(getattr(self, name)) != n:
+                raise ValueError(f"{name} has {len(getattr(self, name))} entries, expected {n}")
+        if n and (self.sphere_radius_nm < 0).any():
+            raise ValueError("sphere radii must be >= 0 nm")
+        if n and self.sphere_class.max() >= len(self.class_names):
+            raise ValueError("a sphere class index has no entry in class_names")
+
+    @property
+    def n_instances(self) -> int:
+        return int(self.sphere_instance.max()) if len(self.sphere_instance) else 0
+
+    @classmethod
+    def empty(cls, class_names=()) -> Geometry:
+        return cls(class_names, np.zeros((0, 3)), [], [], [])
+
+    @classmethod
+    def concatenate(cls, parts: list[Geometry]) -> Geometry:
+        """Join geometries; instance ids are renumbered to stay unique, classes merged by name."""
+        names: list[str] = []
+        centers, radii, inst, klass = [], [], [], []
+        offset = 0
+        for g in parts:
+            remap = np.array([_index(names, n) for n in g.class_names], dtype=np.int16)
+            centers.append(g.sphere_center_nm)
+            radii.append(g.sphere_radius_nm)
+            inst.append(np.where(g.sphere_instance > 0, g.sphere_instance + offset, 0))
+            klass.append(remap[g.sphere_class] if len(g.sphere_class) else g.sphere_class)
+            offset += g.n_instances
+        if not parts:
+            return cls.empty()
+        return cls(
+            names,
+            np.concatenate(centers),
+            np.concatenate(radii),
+            np.concatenate(inst),
+            np.concatenate(klass),
+        )
+
+
+def _index(names: list[str], name: str) -> int:
+    if name not in names:
+        names.append(name)
+    return names.index(name)
+
+
+@attrs.frozen(eq=False)
+class Emitters:
+    """Fluorophores: positions (nm), photons per frame while on, ids, on-fraction per frame.
+
+    ``on_fraction`` has shape (T, N): the fraction of frame ``t`` that emitter ``n`` spent
+    in its emitting state (1 everywhere for an always-on dye, T = 1 for a single frame).
+    """
+
+    position_nm: np.ndarray = _array(np.float64, 2, 3)
+    photons: np.ndarray = _array(np.float64, 1)
+    instance: np.ndarray = _array(np.int32, 1)
+    klass: np.ndarray = _array(np.int16, 1)
+    class_names: tuple[str, ...] = attrs.field(converter=tuple, default=())
+    on_fraction: np.ndarray | None = attrs.field(default=None)
+
+    def __attrs_post_init__(self):
+        n = len(self.position_nm)
+        for name in ("photons", "instance", "klass"):
+            if len(getattr(self, name)) != n:
+                raise ValueError(f"{name} has {len(getattr(self, name))} entries, expected {n}")
+        if self.on_fraction is None:
+            object.__setattr__(self, "on_fraction", np.ones((1, n), dtype=np.float32))
+        elif self.on_fraction.ndim != 2 or self.on_fraction.shape[1] != n:
+            raise ValueError(f"on_fraction must have shape (T, {n}), got {self.on_fraction.shape}")
+
+    def __len__(self) -> int:
+        return len(self.position_nm)
+
+    @property
+    def n_frames(self) -> int:
+        return int(self.on_fraction.shape[0])
+
+    def frame_photons(self, frame: int) -> np.ndarray:
+        """Mean photons each emitter gives in ``frame``."""
+        return self.photons * self.on_fraction[frame]
+
+
+@attrs.frozen(eq=False)
+class Volume:
+    """An image or volume: array (numpy or dask), axes ``CZYX`` or ``TCZYX``, voxel size in nm."""
+
+    data: Any
+    voxel_nm: tuple[float, float, float] = attrs.field(
+        converter=_as_float_triple, validator=_positive_triple
+    )
+    axes: str = AXES_4D
+    channel_names: tuple[str, ...] = attrs.field(converter=tuple, default=())
+    frame_interval_s: float | None = None
+
+    def __attrs_post_init__(self):
+        if self.axes not in (AXES_4D, AXES_5D):
+            raise VolumeError(f"axes must be {AXES_4D!r} or {AXES_5D!r}, got {self.axes!r}")
+        if self.data.ndim != len(self.axes):
+            raise VolumeError(
+                f"a {self.axes} volume needs {len(self.axes)} dimensions, got shape "
+                f"{tuple(self.data.shape)}"
+            )
+        n_c = self.data.shape[self.axes.index("C")]
+        if self.channel_names and len(self.channel_names) != n_c:
+            raise VolumeError(f"{len(self.channel_names)} channel names for {n_c} channels")
+        if not self.channel_names:
+            object.__setattr__(self, "channel_names", tuple(f"c{i}" for i in range(n_c)))
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(int(s) for s in self.data.shape)
+
+    @property
+    def field(self) -> Field:
+        return Field(self.shape[-3:], self.voxel_nm)
+
+
+@attrs.frozen(eq=False)
+class Masks:
+    """Segmentation: ``semantic`` (K, Z, Y, X) uint8, one binary channel per class, and
+    optional ``instances`` (Z, Y, X) uint32 with 0 as background."""
+
+    semantic: np.ndarray
+    class_names: tuple[str, ...] = attrs.field(converter=tuple)
+    voxel_nm: tuple[float, float, float] = attrs.field(
+        converter=_as_float_triple, validator=_positive_triple
+    )
+    instances: np.ndarray | None = None
+
+    def __attrs_post_init__(self):
+        if self.semantic.ndim != 4:
+            raise VolumeError(f"semantic masks must be (K, Z, Y, X), got {self.semantic.shape}")
+        if len(self.class_names) != self.semantic.shape[0]:
+            raise VolumeError(
+                f"{len(self.class_names)} class names for {self.semantic.shape[0]} mask channels"
+            )
+        if self.instances is not None and self.instances.shape != self.semantic.shape[1:]:
+            raise VolumeError(
+                f"instances shape {self.instances.shape} does not match masks "
+                f"{self.semantic.shape[1:]}"
+            )
+
+
+@attrs.frozen(eq=False)
+class Table:
+    """Columns of equal length: one row per measured object."""
+
+    columns: dict[str, np.ndarray] = attrs.field(
+        converter=lambda c: {str(k): np.asarray(v) for k, v in c.items()}
+    )
+
+    def __attrs_post_init__(self):
+        lengths = {k: len(v) for k, v in self.columns.items()}
+        if len(set(lengths.values())) > 1:
+            raise ValueError(f"table columns differ in length: {lengths}")
+
+    def __len__(self) -> int:
+        return len(next(iter(self.columns.values()))) if self.columns else 0
+
+    def rows(self) -> list[dict[str, Any]]:
+        """The table as a list of plain-Python rows."""
+        names = list(self.columns)
+        return [
+            {n: self.columns[n][i].item() for n in names} for i in range(len(self))
+        ]
+
+    def to_csv(self, path: str | Path) -> Path:
+        """Write the table as CSV with a header row."""
+        path = Path(path)
+        with path.open("w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(self.columns))
+            writer.writeheader()
+            writer.writerows(self.rows())
+        return path

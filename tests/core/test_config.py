@@ -1,0 +1,186 @@
+"""Config mechanics: layers, overrides, strict structuring and one-line located errors."""
+
+from typing import Literal
+
+import attrs
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from subcell.core.config import (
+    apply_overrides,
+    deep_merge,
+    format_path,
+    load_layers,
+    parse_override,
+    spec_type,
+    structure,
+    to_yaml,
+)
+from subcell.core.errors import ConfigError, PluginError
+
+
+@attrs.frozen(kw_only=True)
+class EpiLike:
+    na: float = attrs.field(default=1.4, validator=attrs.validators.le(1.5))
+    mode: Literal["wide", "confocal"] = "wide"
+
+
+@attrs.frozen(kw_only=True)
+class Entry:
+    structure: spec_type("structure")
+
+
+@attrs.frozen(kw_only=True)
+class Top:
+    seed: int = 0
+    microscope: spec_type("microscope")
+    structures: tuple[Entry, ...] = ()
+    shape: tuple[int, int, int] = (1, 64, 64)
+
+
+def resolver(kind, name):
+    if name in ("epi", "beads"):
+        return EpiLike
+    raise PluginError(f"unknown {kind} plugin {name!r}; registered: beads, epi")
+
+
+def error_of(data) -> str:
+    with pytest.raises(ConfigError) as info:
+        structure(data, Top, resolver, origins={(): "exp.yaml"})
+    message = str(info.value)
+    assert "\n" not in message
+    return message
+
+
+def test_valid_config_structures_into_plugin_config():
+    cfg = structure(
+        {"microscope": {"plugin": "epi", "na": 1.2}, "structures": [{"structure": {"plugin": "beads"}}]},
+        Top,
+        resolver,
+    )
+    assert cfg.microscope.plugin == "epi"
+    assert cfg.microscope.config == EpiLike(na=1.2)
+    assert cfg.structures[0].structure.config.na == 1.4
+    assert "microscope: {plugin: epi, na: 1.2, mode: wide}" in to_yaml(cfg)
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        ({"microscope": {"plugin": "epx"}}, "exp.yaml: microscope: unknown microscope plugin 'epx'"),
+        ({"microscope": {"na": 1.2}}, "microscope: missing 'plugin' key"),
+        ({"microscope": {"plugin": "epi", "nA": 1}}, "microscope.nA: unknown key (did you mean 'na'?)"),
+        ({"microscope": {"plugin": "epi", "na": "1.2"}}, "microscope.na: expected a number, got str"),
+        ({"microscope": {"plugin": "epi", "na": 2.0}}, "microscope.na: must be <= 1.5, got 2.0"),
+        ({"microscope": {"plugin": "epi", "mode": "x"}}, "microscope.mode: expected one of 'wide'"),
+        ({"microscope": {"plugin": "epi"}, "seed": 1.5}, "seed: expected an integer, got float"),
+        ({"microscope": {"plugin": "epi"}, "seed": True}, "seed: expected an integer, got bool"),
+        ({"microscope": {"plugin": "epi"}, "shape": [1, 2]}, "shape: expected a list of 3"),
+        ({"microscope": {"plugin": "epi"}, "shape": "abc"}, "shape: expected a list, got str"),
+        (
+            {"microscope": {"plugin": "epi"}, "structures": [{"structure": {"plugin": "beads", "na": "x"}}]},
+            "structures[0].structure.na: expected a number",
+        ),
+        ({"seed": 1}, "microscope: missing required key"),
+        ({"microscope": {"plugin": "epi"}, "sede": 1}, "sede: unknown key (did you mean 'seed'?)"),
+    ],
+)
+def test_errors_name_file_key_path_and_expectation(data, expected):
+    assert expected in error_of(data)
+
+
+def test_unknown_plugin_lists_registered_names():
+    assert "registered: beads, epi" in error_of({"microscope": {"plugin": "nope"}})
+
+
+def test_layers_extend_merge_and_record_origins(tmp_path):
+    (tmp_path / "base.yaml").write_text("seed: 1\nmicroscope: {plugin: epi, na: 1.4, mode: wide}\n")
+    (tmp_path / "exp.yaml").write_text("extends: base.yaml\nmicroscope: {na: 1.2}\n")
+    data, origins = load_layers(tmp_path / "exp.yaml")
+    assert data == {"seed": 1, "microscope": {"plugin": "epi", "na": 1.2, "mode": "wide"}}
+    assert origins[("microscope", "na")].endswith("exp.yaml")
+    assert origins[("seed",)].endswith("base.yaml")
+    # an error in a key set by the base names the base file
+    with pytest.raises(ConfigError, match=r"base\.yaml: seed: expected an integer"):
+        structure({**data, "seed": "x"}, Top, resolver, origins=origins)
+
+
+def test_changing_plugin_replaces_section_instead_of_merging(tmp_path):
+    (tmp_path / "base.yaml").write_text("microscope: {plugin: epi, na: 1.4}\n")
+    (tmp_path / "exp.yaml").write_text("extends: base.yaml\nmicroscope: {plugin: beads}\n")
+    data, _ = load_layers(tmp_path / "exp.yaml")
+    assert data["microscope"] == {"plugin": "beads"}
+
+
+def test_extends_cycle_and_missing_base_are_config_errors(tmp_path):
+    (tmp_path / "a.yaml").write_text("extends: b.yaml\n")
+    (tmp_path / "b.yaml").write_text("extends: a.yaml\n")
+    with pytest.raises(ConfigError, match="cycle: a.yaml -> b.yaml -> a.yaml"):
+        load_layers(tmp_path / "a.yaml")
+    (tmp_path / "c.yaml").write_text("extends: missing.yaml\n")
+    with pytest.raises(ConfigError, match="extends 'missing.yaml', which does not exist"):
+        load_layers(tmp_path / "c.yaml")
+
+
+def test_bad_yaml_names_line(tmp_path):
+    (tmp_path / "bad.yaml").write_text("seed: 1\nmicroscope: {plugin: epi\n")
+    with pytest.raises(ConfigError, match=r"bad\.yaml: not valid YAML \(line \d+"):
+        load_layers(tmp_path / "bad.yaml")
+    (tmp_path / "list.yaml").write_text("- 1\n- 2\n")
+    with pytest.raises(ConfigError, match="must be a mapping"):
+        load_layers(tmp_path / "list.yaml")
+
+
+def test_overrides_parse_yaml_values_and_index_lists():
+    assert parse_override("microscope.na=1.2") == (("microscope", "na"), 1.2)
+    assert parse_override("a.0.b=[1, 2]") == (("a", 0, "b"), [1, 2])
+    data = {"a": {"b": 1}, "l": [{"x": 1}]}
+    origins = {}
+    out = apply_overrides(data, ["a.b=2", "l.0.x=true", "c.d=text"], origins)
+    assert out == {"a": {"b": 2}, "l": [{"x": True}], "c": {"d": "text"}}
+    assert data == {"a": {"b": 1}, "l": [{"x": 1}]}, "the input is not modified"
+    assert origins[("a", "b")] == "--set"
+    with pytest.raises(ConfigError, match="expected KEY=VALUE"):
+        apply_overrides(data, ["novalue"])
+    with pytest.raises(ConfigError, match="no item 3"):
+        apply_overrides(data, ["l.3=1"])
+
+
+def test_format_path():
+    assert format_path(("structures", 0, "count")) == "structures[0].count"
+    assert format_path(()) == "(top level)"
+
+
+keys = st.sampled_from(["a", "b", "c", "d"])
+trees = st.recursive(
+    st.integers() | st.text(max_size=3),
+    lambda children: st.dictionaries(keys, children, max_size=4),
+    max_leaves=12,
+)
+
+
+def _leaves(tree, prefix=()):
+    if isinstance(tree, dict):
+        for key, value in tree.items():
+            yield from _leaves(value, (*prefix, key))
+    else:
+        yield prefix, tree
+
+
+def _get(tree, path):
+    for part in path:
+        tree = tree[part]
+    return tree
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.dictionaries(keys, trees, max_size=4), st.dictionaries(keys, trees, max_size=4))
+def test_deep_merge_over_wins_at_every_leaf_and_keeps_other_base_keys(base, over):
+    merged = deep_merge(base, over)
+    for path, value in _leaves(over):
+        if path:
+            assert _get(merged, path) == value
+    for key in base:
+        assert key in merged
+    assert deep_merge(merged, over) == merged  # idempotent
