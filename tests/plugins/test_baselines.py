@@ -1,0 +1,156 @@
+"""The Otsu and adaptive threshold baselines on synthetic discs with known truth."""
+
+from __future__ import annotations
+
+import attrs
+import dask.array as da
+import numpy as np
+import pytest
+
+from subcell.core.errors import VolumeError
+from subcell.core.model import Volume
+from subcell.plugins.baselines import (
+    Adaptive,
+    AdaptiveConfig,
+    Otsu,
+    OtsuConfig,
+    register_segmenters,
+)
+
+VOXEL = (200.0, 42.0, 42.0)
+# (y, x, radius) in pixels: separated by at least 6 px so components never touch.
+DISCS = [(20, 20, 9), (22, 60, 7), (25, 100, 10), (64, 35, 8), (70, 85, 11), (105, 20, 6),
+         (105, 64, 9), (100, 108, 8)]
+
+
+def _discs(side=128):
+    yy, xx = np.mgrid[:side, :side]
+    truth = np.zeros((side, side), dtype=bool)
+    for y, x, r in DISCS:
+        truth |= (yy - y) ** 2 + (xx - x) ** 2 <= r**2
+    return truth
+
+
+def _iou(a, b):
+    return float((a & b).sum() / (a | b).sum())
+
+
+def _volume(plane, **kwargs):
+    return Volume(plane[None, None], VOXEL, **kwargs)
+
+
+def test_otsu_recovers_noisy_discs():
+    truth = _discs()
+    rng = np.random.default_rng(1)
+    image = 100 + 400 * truth + rng.normal(0, 130, truth.shape)  # contrast-to-noise ~3
+    masks = Otsu(OtsuConfig(smooth_sigma_px=1.0, min_size_px=10)).segment(_volume(image))
+    unsmoothed = Otsu(OtsuConfig()).segment(_volume(image))
+    # Without smoothing, noise splits the background into hundreds of specks.
+    assert _iou(unsmoothed.semantic[0, 0] > 0, truth) < 0.5
+    assert unsmoothed.instances.max() > 100
+    assert masks.semantic.shape == (1, 1, 128, 128) and masks.semantic.dtype == np.uint8
+    assert masks.instances.dtype == np.uint32
+    assert masks.class_names == ("foreground",)
+    assert masks.voxel_nm == VOXEL
+    assert _iou(masks.semantic[0, 0] > 0, truth) >= 0.93  # 0.96
+    assert masks.instances.max() == len(DISCS)
+    assert len(np.unique(masks.instances)) == len(DISCS) + 1  # labels 1..n, no gaps
+
+
+def test_min_size_removes_speckle():
+    truth = _discs()
+    image = truth.astype(float)
+    image[60, 5] = 1.0  # a one-pixel object
+    plain = Otsu(OtsuConfig()).segment(_volume(image))
+    cleaned = Otsu(OtsuConfig(min_size_px=5)).segment(_volume(image))
+    assert plain.instances.max() == len(DISCS) + 1
+    assert cleaned.instances.max() == len(DISCS)
+    assert cleaned.semantic[0, 0, 60, 5] == 0
+
+
+def _uneven():
+    """Discs under illumination falling from 1 to 0.15 across the field."""
+    truth = _discs()
+    illumination = np.linspace(0.15, 1.0, truth.shape[1])[None, :]
+    rng = np.random.default_rng(2)
+    image = 1000 * illumination * (0.3 + truth) + rng.normal(0, 15, truth.shape)
+    return truth, image
+
+
+def test_adaptive_beats_otsu_under_uneven_illumination():
+    truth, image = _uneven()
+    otsu = Otsu(OtsuConfig(smooth_sigma_px=1.0)).segment(_volume(image))
+    adaptive = Adaptive(AdaptiveConfig(block_size_px=41, offset_sd=2.0, min_size_px=10)
+                        ).segment(_volume(image))
+    iou_otsu = _iou(otsu.semantic[0, 0] > 0, truth)
+    iou_adaptive = _iou(adaptive.semantic[0, 0] > 0, truth)
+    # Otsu marks the bright side's background and misses the dim side's discs.
+    assert iou_otsu < 0.7, iou_otsu  # 0.67
+    assert iou_adaptive > 0.93, iou_adaptive  # 0.95
+    assert iou_adaptive > iou_otsu + 0.2
+    assert adaptive.instances.max() == len(DISCS)
+
+
+def test_otsu_3d_balls_and_dask_channel():
+    zz, yy, xx = np.mgrid[:12, :40, :40]
+    # Anisotropic voxels: a 420 nm ball is 10 px across in-plane and ~4 planes deep.
+    ball_a = ((zz - 5) * 200) ** 2 + ((yy - 12) * 42) ** 2 + ((xx - 12) * 42) ** 2 <= 420**2
+    ball_b = ((zz - 6) * 200) ** 2 + ((yy - 28) * 42) ** 2 + ((xx - 28) * 42) ** 2 <= 420**2
+    truth = ball_a | ball_b
+    rng = np.random.default_rng(3)
+    signal = 50 + 300 * truth + rng.normal(0, 20, truth.shape)
+    data = da.from_array(np.stack([rng.normal(0, 1, truth.shape), signal]), chunks=(1, 6, 20, 20))
+    volume = Volume(data, VOXEL, channel_names=("other", "mito"))
+    masks = Otsu(OtsuConfig(channel=1, class_name="mito")).segment(volume)
+    assert masks.semantic.shape == (1, 12, 40, 40)
+    assert masks.class_names == ("mito",)
+    assert _iou(masks.semantic[0] > 0, truth) >= 0.95
+    assert masks.instances.max() == 2
+
+
+def test_same_input_same_output():
+    truth, image = _uneven()
+    a = Adaptive(AdaptiveConfig()).segment(_volume(image))
+    b = Adaptive(AdaptiveConfig()).segment(_volume(image))
+    assert a.instances.tobytes() == b.instances.tobytes()
+
+
+@pytest.mark.parametrize(
+    ("volume", "config", "match"),
+    [
+        (Volume(np.full((1, 1, 8, 8), 3.0), VOXEL), OtsuConfig(), "image is constant"),
+        (Volume(np.zeros((1, 1, 1, 8, 8)), VOXEL, axes="TCZYX"), OtsuConfig(), "CZYX"),
+        (Volume(np.random.default_rng(0).random((1, 1, 8, 8)), VOXEL), OtsuConfig(channel=1),
+         "channel 1 does not exist"),
+        (Volume(np.array([[[[0.0, np.nan], [1.0, 2.0]]]]), VOXEL), AdaptiveConfig(), "NaN"),
+        (Volume(np.zeros((1, 1, 0, 8)), VOXEL), OtsuConfig(), "empty"),
+    ],
+)
+def test_bad_volumes_raise_volume_error(volume, config, match):
+    segmenter = Otsu(config) if isinstance(config, OtsuConfig) else Adaptive(config)
+    with pytest.raises(VolumeError, match=match):
+        segmenter.segment(volume)
+
+
+@pytest.mark.parametrize(
+    ("build", "match"),
+    [
+        (lambda: AdaptiveConfig(block_size_px=40), "block_size_px"),
+        (lambda: OtsuConfig(smooth_sigma_px=-1), "smooth_sigma_px"),
+        (lambda: OtsuConfig(min_size_px=-1), "min_size_px"),
+        (lambda: OtsuConfig(channel=-1), "channel"),
+        (lambda: OtsuConfig(class_name=" "), "class_name"),
+    ],
+)
+def test_bad_configs_name_the_field(build, match):
+    with pytest.raises(ValueError, match=match):
+        build()
+
+
+def test_register_segmenters():
+    seen = {}
+    register_segmenters(lambda name, cls, factory, desc: seen.setdefault(name, (cls, factory)))
+    assert set(seen) == {"otsu", "adaptive"}
+    for cls, factory in seen.values():
+        assert attrs.has(cls)
+        assert hasattr(factory(cls()), "segment")
