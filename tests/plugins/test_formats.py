@@ -13,8 +13,8 @@ from PIL import Image
 from subcell.core.errors import VolumeError
 from subcell.core.kinds import Reader, Writer
 from subcell.core.model import Masks, Volume
+from subcell.core.omezarr import read_labels
 from subcell.core.registration import check_registration
-from subcell.core.volumes import read_labels
 from subcell.plugins import formats
 from subcell.plugins.formats import (
     NumpyReader,

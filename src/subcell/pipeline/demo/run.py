@@ -16,7 +16,7 @@ from rich.console import Console
 
 from subcell.core.config import to_yaml
 from subcell.core.errors import SubcellError
-from subcell.core.volumes import read_labels
+from subcell.core.omezarr import read_labels
 from subcell.pipeline.config import load_config
 from subcell.pipeline.demo.figure import overview_png
 from subcell.pipeline.simulate import simulate_field, simulation_provenance

@@ -1,9 +1,10 @@
 """Image formats: readers (TIFF, PNG, NumPy, zarr, OME-Zarr) and writers (OME-Zarr, TIFF).
 
-The mechanics live in :mod:`subcell.core.volumes`; these plugins add format detection,
-metadata parsing and config. Every reader returns a :class:`~subcell.core.model.Volume`
-with axes ``CZYX``/``TCZYX`` and voxel sizes in nm, and turns a missing, corrupt or
-NaN-holding file into a one-line :class:`~subcell.core.errors.VolumeError`.
+The mechanics live in :mod:`subcell.core.volumes` and :mod:`subcell.core.omezarr`; these
+plugins add format detection, metadata parsing and config. Every reader returns a
+:class:`~subcell.core.model.Volume` with axes ``CZYX``/``TCZYX`` and voxel sizes in nm, and
+turns a missing, corrupt or NaN-holding file into a one-line
+:class:`~subcell.core.errors.VolumeError`.
 """
 
 from subcell.core.hookspecs import hookimpl

@@ -7,7 +7,8 @@ from pathlib import Path
 import attrs
 
 from subcell.core.model import Masks, Volume
-from subcell.core.volumes import check_volume, read_ome_zarr, read_zarr_array, write_ome_zarr
+from subcell.core.omezarr import read_ome_zarr, write_ome_zarr
+from subcell.core.volumes import check_volume, read_zarr_array
 from subcell.plugins.formats._common import axes_field, voxel_field, zarr_kind
 
 
@@ -55,7 +56,7 @@ class OmeZarrReaderConfig:
 
 
 class OmeZarrReader:
-    """Reads an OME-Zarr image lazily (its labels: :func:`subcell.core.volumes.read_labels`)."""
+    """Reads an OME-Zarr image lazily (its labels: :func:`subcell.core.omezarr.read_labels`)."""
 
     def __init__(self, config: OmeZarrReaderConfig):
         self.config = config
