@@ -1,0 +1,248 @@
+"""The widefield microscope: Gibson–Lanni PSF against theory, and the Fourier renderer."""
+
+from __future__ import annotations
+
+import attrs
+import numpy as np
+import pytest
+from scipy.optimize import brentq
+from scipy.special import j1
+
+from subcell.core.kinds import Microscope
+from subcell.core.model import Emitters, Field
+from subcell.core.registration import check_registration
+from subcell.plugins.microscopes import Epi, EpiConfig, register_microscopes
+from subcell.plugins.microscopes import theory as th
+from subcell.plugins.microscopes.psf import (
+    GibsonLanni,
+    best_focus_nm,
+    otf_cutoff_per_nm,
+    radial_otf,
+    radial_psf,
+)
+
+MATCHED = dict(sample_index=1.515)  # no refractive-index mismatch
+
+
+def _emitters(pos, photons=None):
+    pos = np.atleast_2d(np.asarray(pos, dtype=float))
+    n = len(pos)
+    photons = np.ones(n) if photons is None else photons
+    return Emitters(position_nm=pos, photons=photons, instance=np.arange(1, n + 1),
+                    klass=np.zeros(n), class_names=("point",))
+
+
+def _fwhm(profile: np.ndarray, step: float) -> float:
+    """Full width at half maximum by linear interpolation of the two half-max crossings."""
+    c = int(np.argmax(profile))
+    half = profile[c] / 2
+    right = c + int(np.argmax(profile[c:] < half))
+    left = c - int(np.argmax(profile[c::-1] < half))
+    xr = right - 1 + (profile[right - 1] - half) / (profile[right - 1] - profile[right])
+    xl = left + 1 - (profile[left + 1] - half) / (profile[left + 1] - profile[left])
+    return (xr - xl) * step
+
+
+def _direct(microscope, field, pos, sub=7):
+    """Image of one 1-photon emitter by evaluating the radial PSF on sub-sampled pixels."""
+    ny, nx = field.shape[1:]
+    p = field.voxel_nm[1]
+    c = (np.arange(ny * sub) + 0.5) * p / sub
+    r = np.hypot(c[:, None] - pos[1], (np.arange(nx * sub)[None, :] + 0.5) * p / sub - pos[2])
+    depth = microscope.depth_nm(pos[0], field)
+    focus = best_focus_nm(microscope.optics, microscope.config.focus_depth_nm)
+    psf = radial_psf(microscope.optics, r, depth, focus)
+    return psf.reshape(ny, sub, nx, sub).sum(axis=(1, 3)) * (p / sub) ** 2
+
+
+# ---------------------------------------------------------------- the PSF model vs theory
+
+
+def test_in_focus_radial_psf_is_the_airy_pattern():
+    optics = GibsonLanni(**MATCHED)
+    r = np.linspace(1e-3, 3000, 501)
+    v = optics.k_per_nm * optics.na * r
+    airy = (optics.k_per_nm * optics.na) ** 2 / np.pi * (j1(v) / v) ** 2  # unit integral
+    got = radial_psf(optics, r, 800.0, 800.0)
+    assert np.abs(got - airy).max() < 1e-9 * airy.max()
+
+
+@pytest.mark.parametrize("na", [1.4, 0.8])
+def test_in_focus_lateral_fwhm_matches_theory(na):
+    microscope = Epi(EpiConfig(na=na, psf_radius_nm=1500.0, **MATCHED))
+    image = microscope.psf(Field((1, 151, 151), (1300.0, 5.0, 5.0)))[0, 0]
+    theory = th.lateral_fwhm_nm(na, 510.0)  # 187.4 nm at NA 1.4, 328.0 nm at NA 0.8
+    for profile in (image[75], image[:, 75]):
+        assert _fwhm(profile, 5.0) == pytest.approx(theory, rel=0.01)
+
+
+@pytest.mark.parametrize(
+    ("depth", "focus"), [(0.0, 0.0), (1000.0, 1000.0), (1000.0, 0.0), (2000.0, 2630.0)]
+)
+def test_each_psf_plane_integrates_to_one(depth, focus):
+    optics = GibsonLanni()  # oil into water, NA 1.4
+    r = np.linspace(0.0, 40000.0, 4001)
+    energy = np.trapezoid(radial_psf(optics, r, depth, focus) * 2 * np.pi * r, r)
+    # the tail beyond 40 µm carries 0.06 % (in focus, 2 / (π k NA R)) to 0.2 % (aberrated)
+    assert 0.995 < energy < 1.0005
+
+
+def test_rendered_psf_sums_to_the_light_within_the_psf_radius():
+    microscope = Epi(EpiConfig())
+    total = microscope.psf(Field((1, 256, 256), (1300.0, 42.0, 42.0))).sum()
+    within = radial_otf(microscope.optics, 0.0, 650.0, best_focus_nm(microscope.optics, 650.0))
+    assert total == pytest.approx(float(within), rel=1e-4)
+    assert total == pytest.approx(1.0, abs=0.02)
+
+
+def test_in_focus_otf_matches_the_circular_pupil_otf():
+    optics = GibsonLanni(**MATCHED)
+    cutoff = otf_cutoff_per_nm(optics)
+    q = np.linspace(0.0, 1.2 * cutoff, 121)
+    otf = radial_otf(optics, q, 500.0, 500.0, radius_nm=8000.0)
+    # truncating the PSF at 8 µm drops 0.46 % of the light
+    assert np.abs(otf - th.airy_otf(q, optics.na, optics.wavelength_nm)).max() < 6e-3
+    assert np.all(otf[q >= cutoff] == 0.0)
+
+
+@pytest.mark.parametrize("na", [0.8, 1.2, 1.4])
+def test_axial_profile_without_mismatch_is_symmetric_and_matches_theory(na):
+    optics = GibsonLanni(na=na, **MATCHED)
+    z = np.linspace(-1500.0, 1500.0, 301)
+    on_axis = radial_psf(optics, np.zeros(1), 2000.0, 2000.0 + z)[:, 0]
+    assert np.abs(on_axis - on_axis[::-1]).max() < 1e-9 * on_axis.max()
+    expected = th.axial_intensity(z, na, 510.0, 1.515)
+    assert np.abs(on_axis / on_axis.max() - expected).max() < 1e-9
+    half = brentq(lambda x: th.axial_intensity(x, na, 510.0, 1.515) - 0.5, 1.0, 3000.0)
+    # the uniform-in-sinθ pupil is 0.8 % (NA 0.8) to 4.7 % (NA 1.4) longer than Cole et al.
+    assert 2 * half == pytest.approx(th.axial_fwhm_nm(na, 510.0, 1.515), rel=0.05)
+
+
+@pytest.mark.parametrize(
+    ("na", "low", "high", "asymmetry"), [(1.4, 0.70, 0.80, 0.05), (0.8, 0.83, 0.878, 1e-4)]
+)
+def test_index_mismatch_shifts_the_focus_towards_the_paraxial_estimate(na, low, high, asymmetry):
+    optics = GibsonLanni(na=na)  # oil 1.515 into water 1.33
+    nominal = np.linspace(1500.0, 3500.0, 2001)
+    on_axis = radial_psf(optics, np.zeros(1), 2000.0, nominal)[:, 0]
+    peak = nominal[np.argmax(on_axis)]
+    ratio = 2000.0 / peak  # actual over nominal focus depth
+    paraxial = float(th.paraxial_focal_depth_nm(1.0, 1.33, 1.515))  # 0.878
+    assert peak > 2000.0  # the stage must go deeper than the focus
+    assert low < ratio < high
+    assert ratio == pytest.approx(paraxial, rel=0.15)
+    assert float(best_focus_nm(optics, 2000.0)) == pytest.approx(peak, abs=1.5)
+    # spherical aberration makes the profile asymmetric about its peak (14 % of the peak
+    # 400 nm either side at NA 1.4, 0.04 % at NA 0.8; below 1e-9 without mismatch)
+    i = int(np.argmax(on_axis))
+    assert np.abs(on_axis[i - 400] - on_axis[i + 400]) > asymmetry * on_axis[i]
+
+
+# ---------------------------------------------------------------- the microscope
+
+
+def test_z_stack_is_symmetric_only_without_mismatch():
+    for config, symmetric in ((EpiConfig(**MATCHED), True), (EpiConfig(), False)):
+        microscope = Epi(attrs.evolve(config, n_z=9, z_step_nm=150.0, focus_depth_nm=1500.0))
+        stack = microscope.psf(microscope.field((48, 48)))[0]
+        peaks = stack.max(axis=(1, 2))
+        assert int(np.argmax(peaks)) == 4  # the emitter's own plane is in best focus
+        asymmetry = np.abs(peaks - peaks[::-1]).max() / peaks.max()
+        assert (asymmetry < 1e-4) if symmetric else (asymmetry > 0.02)
+
+
+def test_single_emitter_matches_the_psf_at_its_exact_position():
+    microscope = Epi(EpiConfig())
+    field = Field((1, 48, 48), (1300.0, 42.0, 42.0))
+    for depth_z in (625.0, 613.7):  # on the 25 nm PSF grid, and between two of its depths
+        pos = np.array([depth_z, 24 * 42 + 13.3, 22 * 42 + 7.7])
+        image = microscope.image(_emitters(pos), field)[0, 0]
+        direct = _direct(microscope, field, pos)
+        tol = 1e-3 if depth_z == 625.0 else 3e-3
+        assert np.abs(image - direct).max() < tol * direct.max()
+        window = (slice(24 - 15, 24 + 16), slice(22 - 15, 22 + 16))
+        yy, xx = (np.mgrid[window] + 0.5) * 42.0
+        weights = image[window]
+        centroid = np.array([(weights * yy).sum(), (weights * xx).sum()]) / weights.sum()
+        assert np.abs(centroid - pos[1:]).max() < 2.0
+
+
+def test_sub_pixel_shifts_are_exact():
+    microscope = Epi(EpiConfig())
+    field = Field((1, 64, 64), (1300.0, 42.0, 42.0))
+    base = np.array([650.0, 30 * 42 + 5.0, 31 * 42 + 11.0])
+    image = microscope.image(_emitters(base), field)[0, 0]
+    moved = microscope.image(_emitters(base + [0.0, 42.0, -84.0]), field)[0, 0]
+    rolled = np.roll(image, (1, -2), axis=(0, 1))
+    assert np.abs(moved[8:-8, 8:-8] - rolled[8:-8, 8:-8]).max() < 1e-5 * image.max()
+    # on the boundary between pixels 31 and 32 the image is mirror-symmetric about it;
+    # half a pixel further it is symmetric about the centre of pixel 31
+    boundary = microscope.image(_emitters([650.0, 32 * 42.0, 32 * 42.0]), field)[0, 0]
+    assert np.abs(boundary - boundary[::-1, ::-1]).max() < 1e-5 * boundary.max()
+    centred = microscope.image(_emitters([650.0, 31.5 * 42.0, 31.5 * 42.0]), field)[0, 0]
+    core = centred[:63, :63]  # pixels 0..62, centred on pixel 31
+    assert np.abs(core - core[::-1, ::-1]).max() < 1e-5 * centred.max()
+    assert np.abs(core - core.T).max() < 1e-5 * centred.max()
+
+
+def test_coarse_pixels_integrate_like_fine_pixels_binned():
+    microscope = Epi(EpiConfig())  # 120 nm pixels need 2x internal oversampling at NA 1.4
+    pos = np.array([[650.0, 1234.5, 1111.1], [900.0, 700.0, 1900.0]])
+    coarse = microscope.image(_emitters(pos), Field((1, 24, 24), (1300.0, 120.0, 120.0)))
+    fine = microscope.image(_emitters(pos), Field((1, 72, 72), (1300.0, 40.0, 40.0)))
+    binned = fine[0, 0].reshape(24, 3, 24, 3).sum(axis=(1, 3))
+    assert np.abs(coarse[0, 0] - binned).max() < 1e-5 * binned.max()
+
+
+def test_rendering_is_linear_and_deterministic():
+    rng = np.random.default_rng(7)
+    pos = np.column_stack([rng.uniform(100, 1200, 60), rng.uniform(-300, 2300, (60, 2))])
+    photons = rng.uniform(50, 500, 60)
+    field = Field((1, 48, 48), (1300.0, 42.0, 42.0))
+    microscope = Epi(EpiConfig())
+    both = microscope.image(_emitters(pos, photons), field)
+    first = microscope.image(_emitters(pos[:30], photons[:30]), field)
+    second = microscope.image(_emitters(pos[30:], photons[30:]), field)
+    assert np.abs(both - (first + second)).max() < 1e-5 * both.max()
+    again = Epi(EpiConfig()).image(_emitters(pos, photons), field)
+    assert again.tobytes() == both.tobytes()
+    assert both.shape == (1, 1, 48, 48) and both.dtype == np.float32
+    assert both.min() >= 0.0
+
+
+def test_frames_scale_photons_and_far_emitters_are_dark():
+    microscope = Epi(EpiConfig())
+    field = Field((1, 32, 32), (1300.0, 42.0, 42.0))
+    pos = [[650.0, 672.0, 672.0], [650.0, 672.0, 672.0 + 42.0 * 32 + 4500.0]]
+    emitters = Emitters(position_nm=pos, photons=[100.0, 1e6], instance=[1, 2], klass=[0, 0],
+                        on_fraction=np.array([[1.0, 1.0], [0.25, 1.0]], dtype=np.float32))
+    full, quarter = (microscope.image(emitters, field, frame=t) for t in (0, 1))
+    assert np.allclose(quarter, full / 4, rtol=1e-6, atol=1e-7 * full.max())
+    # the bright emitter lies 4.5 µm outside the field, beyond psf_radius_nm: no light
+    alone = microscope.image(_emitters(pos[:1], np.array([100.0])), field)
+    assert full.tobytes() == alone.tobytes()
+    with pytest.raises(IndexError, match="frame 2"):
+        microscope.image(emitters, field, frame=2)
+    assert not Epi(EpiConfig()).image(_emitters(np.zeros((0, 3))), field).any()
+
+
+def test_config_validation_names_the_field():
+    with pytest.raises(ValueError, match="na"):
+        EpiConfig(na=1.6)
+    with pytest.raises(ValueError, match="emission_nm"):
+        EpiConfig(emission_nm=-5)
+    with pytest.raises(ValueError, match="immersion_design_index"):
+        EpiConfig(immersion_design_index=1.33)
+    with pytest.raises(ValueError, match="psf_radius_nm"):
+        EpiConfig(psf_radius_nm=300.0)
+
+
+def test_registration_and_protocol():
+    calls = []
+    register_microscopes(lambda *args: calls.append(args))
+    assert [c[0] for c in calls] == ["epi"]
+    check_registration("microscope", *calls[0])
+    microscope = calls[0][2](calls[0][1]())
+    assert isinstance(microscope, Microscope)
+    field = microscope.field((64, 64))
+    assert field.shape == (1, 64, 64) and field.voxel_nm == (1300.0, 42.0, 42.0)
