@@ -46,9 +46,7 @@ def test_plugins_table(capsys):
 def test_unknown_kind_is_a_user_error(capsys):
     status, _, err = run(capsys, "plugins", "--kind", "microscopes")
     assert status == 2
-    assert err.strip().splitlines() == [
-        err.strip()
-    ] and "did you mean 'microscope'" in err
+    assert err.strip().splitlines() == [err.strip()] and "did you mean 'microscope'" in err
 
 
 def test_validate_and_show(tmp_path, capsys):
@@ -72,7 +70,10 @@ def test_validate_and_show(tmp_path, capsys):
     [
         ("microscope: {plugin: epi, colour: red}", "microscope.colour: unknown key"),
         ("microscope: {plugin: epi, na: high}", "microscope.na: expected a number"),
-        ("microscope: {plugin: epix}", "unknown microscope plugin 'epix' (did you mean 'epi'?); registered:"),
+        (
+            "microscope: {plugin: epix}",
+            "unknown microscope plugin 'epix' (did you mean 'epi'?); registered:",
+        ),
         ("noise: {plugin: nope}", "registered: emccd, poisson, poisson_gaussian"),
     ],
 )
@@ -102,12 +103,14 @@ def test_debug_shows_the_traceback(tmp_path):
     config.write_text("step: simulate\nseed: x\n")
     quiet = subprocess.run(
         [sys.executable, "-m", "subcell", "config", "validate", str(config)],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     assert quiet.returncode == 2 and "Traceback" not in quiet.stderr
     loud = subprocess.run(
         [sys.executable, "-m", "subcell", "--debug", "config", "validate", str(config)],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     assert loud.returncode != 0 and "Traceback" in loud.stderr and "ConfigError" in loud.stderr
 

@@ -28,7 +28,8 @@ def test_every_hook_is_implemented_by_a_tested_plugin(hook):
     """Each hook has a built-in implementation whose plugin package has a test file."""
     plugins_dir = ROOT / "src" / "subcell" / "plugins"
     implementers = [
-        p for p in plugins_dir.iterdir()
+        p
+        for p in plugins_dir.iterdir()
         if p.is_dir() and any(f"def {hook}(" in f.read_text() for f in p.rglob("*.py"))
     ]
     assert implementers, f"no built-in implements {hook}"

@@ -20,8 +20,11 @@ def subcell(*args, path_dirs=(), env=None):
         [*map(str, path_dirs), environment.get("PYTHONPATH", "")]
     )
     return subprocess.run(
-        [sys.executable, "-m", "subcell", *args], capture_output=True, text=True,
-        env=environment, timeout=300,
+        [sys.executable, "-m", "subcell", *args],
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=300,
     )
 
 
@@ -30,9 +33,22 @@ def example_site(tmp_path_factory):
     """The example plugin pip-installed into its own directory (not the test environment)."""
     target = tmp_path_factory.mktemp("site")
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-         "--no-index", "--target", str(target), str(EXAMPLE)],
-        check=True, capture_output=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "--target",
+            str(target),
+            str(EXAMPLE),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=600,
     )
     return target
 
@@ -50,14 +66,16 @@ def test_installed_example_plugin_is_listed_with_package_and_version(example_sit
 
 def test_example_plugin_is_used_from_a_config(example_site, tmp_path):
     config = tmp_path / "droplets.yaml"
-    config.write_text(textwrap.dedent("""\
+    config.write_text(
+        textwrap.dedent("""\
         step: simulate
         seed: 7
         tile_px: [64, 64]
         structures:
           - structure: {plugin: lipid_droplets, count: [4, 4], median_radius_nm: 200}
             labelling: {plugin: volume, density_per_um3: 3000}
-        """))
+        """)
+    )
     script = textwrap.dedent(f"""\
         import numpy as np
         from subcell.pipeline.config import load_config
@@ -69,7 +87,10 @@ def test_example_plugin_is_used_from_a_config(example_site, tmp_path):
         table = get_registry().create("analytics", "nearest_neighbour").measure(fieldimage.masks)
         print(fieldimage.geometry.n_instances, len(table), float(np.nanmin(table.columns["nearest_nm"])))
         """)
-    env = {**os.environ, "PYTHONPATH": f"{example_site}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": f"{example_site}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+    }
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env)
     assert result.returncode == 0, result.stderr
     n_droplets, n_rows, nearest_nm = result.stdout.split()
@@ -106,12 +127,18 @@ def test_blocking_the_broken_package_silences_it(tmp_path):
 
 
 def test_misspelled_hook_in_an_installed_package_is_named(tmp_path):
-    _fake_package(tmp_path, "typo_pkg", textwrap.dedent("""\
+    _fake_package(
+        tmp_path,
+        "typo_pkg",
+        textwrap.dedent("""\
         from subcell.core.hookspecs import hookimpl
         @hookimpl
         def register_microscope(register):
             pass
-        """))
+        """),
+    )
     result = subcell("plugins", "--json", path_dirs=[tmp_path])
     assert result.returncode == 0
-    assert "unknown hook 'register_microscope' (did you mean 'register_microscopes'?)" in result.stderr
+    assert (
+        "unknown hook 'register_microscope' (did you mean 'register_microscopes'?)" in result.stderr
+    )

@@ -55,7 +55,10 @@ def error_of(data) -> str:
 
 def test_valid_config_structures_into_plugin_config():
     cfg = structure(
-        {"microscope": {"plugin": "epi", "na": 1.2}, "structures": [{"structure": {"plugin": "beads"}}]},
+        {
+            "microscope": {"plugin": "epi", "na": 1.2},
+            "structures": [{"structure": {"plugin": "beads"}}],
+        },
         Top,
         resolver,
     )
@@ -68,10 +71,19 @@ def test_valid_config_structures_into_plugin_config():
 @pytest.mark.parametrize(
     ("data", "expected"),
     [
-        ({"microscope": {"plugin": "epx"}}, "exp.yaml: microscope: unknown microscope plugin 'epx'"),
+        (
+            {"microscope": {"plugin": "epx"}},
+            "exp.yaml: microscope: unknown microscope plugin 'epx'",
+        ),
         ({"microscope": {"na": 1.2}}, "microscope: missing 'plugin' key"),
-        ({"microscope": {"plugin": "epi", "nA": 1}}, "microscope.nA: unknown key (did you mean 'na'?)"),
-        ({"microscope": {"plugin": "epi", "na": "1.2"}}, "microscope.na: expected a number, got str"),
+        (
+            {"microscope": {"plugin": "epi", "nA": 1}},
+            "microscope.nA: unknown key (did you mean 'na'?)",
+        ),
+        (
+            {"microscope": {"plugin": "epi", "na": "1.2"}},
+            "microscope.na: expected a number, got str",
+        ),
         ({"microscope": {"plugin": "epi", "na": 2.0}}, "microscope.na: must be <= 1.5, got 2.0"),
         ({"microscope": {"plugin": "epi", "mode": "x"}}, "microscope.mode: expected one of 'wide'"),
         ({"microscope": {"plugin": "epi"}, "seed": 1.5}, "seed: expected an integer, got float"),
@@ -79,7 +91,10 @@ def test_valid_config_structures_into_plugin_config():
         ({"microscope": {"plugin": "epi"}, "shape": [1, 2]}, "shape: expected a list of 3"),
         ({"microscope": {"plugin": "epi"}, "shape": "abc"}, "shape: expected a list, got str"),
         (
-            {"microscope": {"plugin": "epi"}, "structures": [{"structure": {"plugin": "beads", "na": "x"}}]},
+            {
+                "microscope": {"plugin": "epi"},
+                "structures": [{"structure": {"plugin": "beads", "na": "x"}}],
+            },
             "structures[0].structure.na: expected a number",
         ),
         ({"seed": 1}, "microscope: missing required key"),

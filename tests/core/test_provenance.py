@@ -43,7 +43,9 @@ def test_record_and_sidecar(tmp_path):
     assert rec["subcell_version"] == __version__
     assert rec["seed"] == 5
     assert rec["config"] == {"microscope": {"plugin": "epi", "value": 3}, "items": []}
-    assert rec["plugins"] == [{"kind": "microscope", "name": "epi", "package": "pkg", "version": "1.2"}]
+    assert rec["plugins"] == [
+        {"kind": "microscope", "name": "epi", "package": "pkg", "version": "1.2"}
+    ]
     assert "numpy" in rec["libraries"]
     assert rec["config_sha256"] == config_hash(rec["config"])
     path = write_sidecar(tmp_path / "out.tif", rec)

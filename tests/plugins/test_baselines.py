@@ -19,8 +19,16 @@ from subcell.plugins.baselines import (
 
 VOXEL = (200.0, 42.0, 42.0)
 # (y, x, radius) in pixels: separated by at least 6 px so components never touch.
-DISCS = [(20, 20, 9), (22, 60, 7), (25, 100, 10), (64, 35, 8), (70, 85, 11), (105, 20, 6),
-         (105, 64, 9), (100, 108, 8)]
+DISCS = [
+    (20, 20, 9),
+    (22, 60, 7),
+    (25, 100, 10),
+    (64, 35, 8),
+    (70, 85, 11),
+    (105, 20, 6),
+    (105, 64, 9),
+    (100, 108, 8),
+]
 
 
 def _discs(side=128):
@@ -80,8 +88,9 @@ def _uneven():
 def test_adaptive_beats_otsu_under_uneven_illumination():
     truth, image = _uneven()
     otsu = Otsu(OtsuConfig(smooth_sigma_px=1.0)).segment(_volume(image))
-    adaptive = Adaptive(AdaptiveConfig(block_size_px=41, offset_sd=2.0, min_size_px=10)
-                        ).segment(_volume(image))
+    adaptive = Adaptive(AdaptiveConfig(block_size_px=41, offset_sd=2.0, min_size_px=10)).segment(
+        _volume(image)
+    )
     iou_otsu = _iou(otsu.semantic[0, 0] > 0, truth)
     iou_adaptive = _iou(adaptive.semantic[0, 0] > 0, truth)
     # Otsu marks the bright side's background and misses the dim side's discs.
@@ -120,8 +129,11 @@ def test_same_input_same_output():
     [
         (Volume(np.full((1, 1, 8, 8), 3.0), VOXEL), OtsuConfig(), "image is constant"),
         (Volume(np.zeros((1, 1, 1, 8, 8)), VOXEL, axes="TCZYX"), OtsuConfig(), "CZYX"),
-        (Volume(np.random.default_rng(0).random((1, 1, 8, 8)), VOXEL), OtsuConfig(channel=1),
-         "channel 1 does not exist"),
+        (
+            Volume(np.random.default_rng(0).random((1, 1, 8, 8)), VOXEL),
+            OtsuConfig(channel=1),
+            "channel 1 does not exist",
+        ),
         (Volume(np.array([[[[0.0, np.nan], [1.0, 2.0]]]]), VOXEL), AdaptiveConfig(), "NaN"),
         (Volume(np.zeros((1, 1, 0, 8)), VOXEL), OtsuConfig(), "empty"),
     ],

@@ -16,8 +16,7 @@ def _generate(config, field=FIELD, seed=0):
 
 
 def test_count_drawn_in_inclusive_range():
-    counts = [len(_generate(BeadsConfig(count=(2, 4)), seed=s).sphere_radius_nm)
-              for s in range(60)]
+    counts = [len(_generate(BeadsConfig(count=(2, 4)), seed=s).sphere_radius_nm) for s in range(60)]
     # Every value of the inclusive range appears, nothing outside it.
     assert set(counts) == {2, 3, 4}
 
@@ -96,8 +95,14 @@ def test_point_source_has_zero_radius_but_keeps_margin():
 
 
 @pytest.mark.parametrize(
-    "kwargs", [{"count": (5, 2)}, {"count": (-1, 2)}, {"diameter_nm": 0}, {"margin_nm": -1},
-               {"z_placement": "top"}]
+    "kwargs",
+    [
+        {"count": (5, 2)},
+        {"count": (-1, 2)},
+        {"diameter_nm": 0},
+        {"margin_nm": -1},
+        {"z_placement": "top"},
+    ],
 )
 def test_config_rejects_bad_values(kwargs):
     with pytest.raises((ValueError, TypeError)):
@@ -107,6 +112,6 @@ def test_config_rejects_bad_values(kwargs):
 def test_registers_structure():
     seen = []
     register_structures(lambda *args: seen.append(args))
-    (name, config_cls, factory, description), = seen
+    ((name, config_cls, factory, description),) = seen
     assert name == "beads" and config_cls is BeadsConfig and factory is Beads
     assert "\n" not in description

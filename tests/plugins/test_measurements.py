@@ -16,9 +16,19 @@ from subcell.plugins.measurements import RegionProps, RegionPropsConfig, registe
 PIXEL = 42.0
 VOXEL = (150.0, PIXEL, PIXEL)
 COLUMNS_2D = [
-    "label", "class", "area_nm2", "centroid_z_nm", "centroid_y_nm", "centroid_x_nm",
-    "equivalent_diameter_nm", "bbox_min_z_px", "bbox_min_y_px", "bbox_min_x_px",
-    "bbox_max_z_px", "bbox_max_y_px", "bbox_max_x_px",
+    "label",
+    "class",
+    "area_nm2",
+    "centroid_z_nm",
+    "centroid_y_nm",
+    "centroid_x_nm",
+    "equivalent_diameter_nm",
+    "bbox_min_z_px",
+    "bbox_min_y_px",
+    "bbox_min_x_px",
+    "bbox_max_z_px",
+    "bbox_max_y_px",
+    "bbox_max_x_px",
 ]
 
 
@@ -28,8 +38,9 @@ def _disc(shape, cy, cx, radius):
 
 
 def _masks(semantic_2d, names=("foreground",), instances=None, voxel=VOXEL):
-    semantic = np.asarray(semantic_2d, dtype=np.uint8).reshape(len(names), 1,
-                                                               *semantic_2d.shape[-2:])
+    semantic = np.asarray(semantic_2d, dtype=np.uint8).reshape(
+        len(names), 1, *semantic_2d.shape[-2:]
+    )
     if instances is not None:
         instances = instances[None].astype(np.uint32)
     return Masks(semantic, names, voxel, instances)
@@ -79,7 +90,8 @@ def test_ball_volume_in_3d():
     volume_true = 4 / 3 * math.pi * (8 * 42.0) ** 3
     assert abs(row["volume_nm3"] - volume_true) / volume_true < 0.03
     assert (row["centroid_z_nm"], row["centroid_y_nm"], row["centroid_x_nm"]) == pytest.approx(
-        (11.5 * 42, 12.5 * 42, 10.5 * 42))
+        (11.5 * 42, 12.5 * 42, 10.5 * 42)
+    )
     assert abs(row["equivalent_diameter_nm"] - 16 * 42) / (16 * 42) < 0.015
     assert (row["bbox_min_z_px"], row["bbox_max_z_px"]) == (3, 20)
 
@@ -92,8 +104,9 @@ def test_intensity_means_exact_on_constant_objects():
     image[0, 0][a], image[0, 0][b] = 100.0, 250.0
     image[1, 0][a], image[1, 0][b] = 7.0, 3.0
     image[0, 0, 34, 30] = 400.0  # one brighter pixel: the max, not the mean's whole story
-    volume = Volume(da.from_array(image, chunks=(1, 1, 24, 24)), VOXEL,
-                    channel_names=("yellow", "red"))
+    volume = Volume(
+        da.from_array(image, chunks=(1, 1, 24, 24)), VOXEL, channel_names=("yellow", "red")
+    )
     table = measure(_masks(a | b, instances=instances), volume)
     rows = {r["label"]: r for r in table.rows()}
     assert rows[1]["mean_intensity_yellow"] == 100.0

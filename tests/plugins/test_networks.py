@@ -26,13 +26,22 @@ from subcell.plugins.networks import (
 
 # Small variants so a forward pass takes milliseconds on two CPU cores.
 TINY = {
-    "unet": (UNetConfig, build_unet, {"channels": (4, 8, 16), "strides": (2, 2),
-                                      "num_res_units": 1}),
+    "unet": (
+        UNetConfig,
+        build_unet,
+        {"channels": (4, 8, 16), "strides": (2, 2), "num_res_units": 1},
+    ),
     "basic_unet": (BasicUNetConfig, build_basic_unet, {"features": (4, 4, 8, 8, 16, 4)}),
-    "attention_unet": (AttentionUNetConfig, build_attention_unet,
-                       {"channels": (4, 8, 16), "strides": (2, 2)}),
-    "flexible_unet": (FlexibleUNetConfig, build_flexible_unet,
-                      {"backbone": "efficientnet-b0", "decoder_channels": (16, 16, 8, 8, 4)}),
+    "attention_unet": (
+        AttentionUNetConfig,
+        build_attention_unet,
+        {"channels": (4, 8, 16), "strides": (2, 2)},
+    ),
+    "flexible_unet": (
+        FlexibleUNetConfig,
+        build_flexible_unet,
+        {"backbone": "efficientnet-b0", "decoder_channels": (16, 16, 8, 8, 4)},
+    ),
 }
 
 

@@ -38,15 +38,15 @@ def _rng(seed=0):
 
 def _spheres(n, radius, klass=0, names=("vesicle",)):
     centres = np.column_stack([np.full(n, 250.0), np.arange(n) * 3000.0, np.full(n, 1000.0)])
-    return Geometry(names, centres, np.full(n, radius), np.arange(1, n + 1),
-                    np.full(n, klass))
+    return Geometry(names, centres, np.full(n, radius), np.arange(1, n + 1), np.full(n, klass))
 
 
 def _emitters(position_nm, instance=None, klass=None, names=("thing",)):
     position_nm = np.asarray(position_nm, dtype=float).reshape(-1, 3)
     n = len(position_nm)
     return Emitters(
-        position_nm, np.full(n, 100.0),
+        position_nm,
+        np.full(n, 100.0),
         np.ones(n, int) if instance is None else instance,
         np.zeros(n, int) if klass is None else klass,
         names,
@@ -87,8 +87,10 @@ def test_volume_radial_distribution():
 
 @pytest.mark.parametrize(
     "labelling",
-    [SurfaceLabelling(SurfaceLabellingConfig(density_per_um2=1e6)),
-     VolumeLabelling(VolumeLabellingConfig(density_per_um3=1e9))],
+    [
+        SurfaceLabelling(SurfaceLabellingConfig(density_per_um2=1e6)),
+        VolumeLabelling(VolumeLabellingConfig(density_per_um3=1e9)),
+    ],
 )
 def test_point_sources_get_exactly_one_emitter(labelling):
     geom = _spheres(5, 0.0)
@@ -100,7 +102,8 @@ def test_point_sources_get_exactly_one_emitter(labelling):
 
 def test_zero_density_allows_empty_spheres():
     em = SurfaceLabelling(SurfaceLabellingConfig(density_per_um2=0)).label(
-        _spheres(3, 100.0), _rng())
+        _spheres(3, 100.0), _rng()
+    )
     assert len(em) == 0 and em.on_fraction.shape == (1, 0)
 
 
@@ -241,8 +244,8 @@ def test_poisson_counts():
 
 
 @pytest.mark.parametrize(
-    "model", [Poisson(PoissonConfig()), PoissonGaussian(PoissonGaussianConfig()),
-              Emccd(EmccdConfig())]
+    "model",
+    [Poisson(PoissonConfig()), PoissonGaussian(PoissonGaussianConfig()), Emccd(EmccdConfig())],
 )
 def test_noise_same_seed_same_bytes_and_rejects_nan(model):
     img = np.linspace(0, 50, 64).reshape(8, 8)
@@ -268,7 +271,8 @@ def test_physics_single_emitter_one_pixel():
 def test_physics_min_emitters():
     em = _emitters([[0, 10, 10], [0, 15, 15], [0, 50, 50]])
     masks = PhysicsProjection(PhysicsProjectionConfig(min_emitters=2)).masks(
-        Geometry.empty(), em, PLANE)
+        Geometry.empty(), em, PLANE
+    )
     assert masks.semantic.sum() == 1 and masks.semantic[0, 0, 0, 0] == 1
 
 
@@ -287,7 +291,8 @@ def test_physics_fill_holes_turns_ring_into_disc():
     em = _emitters(ring)
     filled = PhysicsProjection(PhysicsProjectionConfig()).masks(Geometry.empty(), em, PLANE)
     hollow = PhysicsProjection(PhysicsProjectionConfig(fill_holes=False)).masks(
-        Geometry.empty(), em, PLANE)
+        Geometry.empty(), em, PLANE
+    )
     disc = np.pi * 300**2 / 20**2
     assert abs(filled.semantic.sum() / disc - 1) < 0.10
     assert hollow.semantic.sum() < 0.4 * disc
@@ -305,9 +310,12 @@ def test_physics_overlap_goes_to_instance_with_more_emitters():
 
 def test_physics_z_stack_assigns_planes_and_classes():
     field = Field((4, 32, 32), (100.0, 20.0, 20.0))
-    em = _emitters([[50, 30, 30], [250, 30, 30], [399, 50, 50], [450, 30, 30], [-1, 30, 30]],
-                   instance=np.array([1, 2, 2, 3, 3]), klass=np.array([0, 1, 1, 0, 0]),
-                   names=("a", "b"))
+    em = _emitters(
+        [[50, 30, 30], [250, 30, 30], [399, 50, 50], [450, 30, 30], [-1, 30, 30]],
+        instance=np.array([1, 2, 2, 3, 3]),
+        klass=np.array([0, 1, 1, 0, 0]),
+        names=("a", "b"),
+    )
     masks = PhysicsProjection(PhysicsProjectionConfig()).masks(Geometry.empty(), em, field)
     assert masks.semantic.shape == (2, 4, 32, 32)
     assert masks.semantic[0, 0, 1, 1] == 1 and masks.semantic[1, 2, 1, 1] == 1
@@ -336,8 +344,13 @@ def test_geometry_projection_cross_sections_in_a_stack():
 
 
 def test_geometry_projection_point_source_and_deepest_wins():
-    geom = Geometry(("bead",), [[0, 410.0, 239.9], [0, 640, 600], [0, 640, 700]],
-                    [0.0, 200.0, 100.0], [1, 2, 3], [0, 0, 0])
+    geom = Geometry(
+        ("bead",),
+        [[0, 410.0, 239.9], [0, 640, 600], [0, 640, 700]],
+        [0.0, 200.0, 100.0],
+        [1, 2, 3],
+        [0, 0, 0],
+    )
     masks = GeometryProjection(GeometryProjectionConfig()).masks(geom, None, PLANE)
     assert masks.instances[0, 20, 11] == 1 and (masks.instances == 1).sum() == 1
     # Pixel centre at x = 710 nm: 110/200 deep in sphere 2, 10/100 deep in sphere 3.
@@ -349,7 +362,8 @@ def test_geometry_projection_point_source_and_deepest_wins():
 def test_beads_through_labelling_to_ground_truth():
     field = Field((1, 128, 128), (500.0, 40.0, 40.0))
     geom = Beads(BeadsConfig(count=(6, 6), diameter_nm=400, min_separation_nm=800)).generate(
-        field, _rng())
+        field, _rng()
+    )
     em = SurfaceLabelling(SurfaceLabellingConfig()).label(geom, _rng(1))
     phys = PhysicsProjection(PhysicsProjectionConfig()).masks(geom, em, field)
     geo = GeometryProjection(GeometryProjectionConfig()).masks(geom, em, field)
@@ -363,11 +377,28 @@ def test_beads_through_labelling_to_ground_truth():
 
 def test_registers_every_plugin():
     seen = {}
-    for hook in ("register_labellings", "register_photophysics", "register_noise_models",
-                 "register_ground_truth_rules"):
+    for hook in (
+        "register_labellings",
+        "register_photophysics",
+        "register_noise_models",
+        "register_ground_truth_rules",
+    ):
         getattr(physics, hook)(lambda name, cfg, factory, desc: seen.update({name: (cfg, factory)}))
-    assert set(seen) == {"surface", "volume", "always_on", "blinking", "bleaching", "poisson",
-                         "poisson_gaussian", "emccd", "physics_projection", "geometry_projection"}
+    assert set(seen) == {
+        "surface",
+        "volume",
+        "always_on",
+        "blinking",
+        "bleaching",
+        "poisson",
+        "poisson_gaussian",
+        "emccd",
+        "physics_projection",
+        "geometry_projection",
+    }
     for cfg, factory in seen.values():
-        assert hasattr(factory(cfg()), "apply") or hasattr(factory(cfg()), "label") or hasattr(
-            factory(cfg()), "masks")
+        assert (
+            hasattr(factory(cfg()), "apply")
+            or hasattr(factory(cfg()), "label")
+            or hasattr(factory(cfg()), "masks")
+        )

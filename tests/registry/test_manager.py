@@ -72,9 +72,14 @@ def test_registration_creates_objects_from_config():
 
 def test_unknown_name_lists_registered_and_suggests():
     registry = isolated(dots=DotPlugin())
-    with pytest.raises(PluginError, match=r"unknown structure plugin 'dto' \(did you mean 'dot'\?\); registered: dot"):
+    with pytest.raises(
+        PluginError,
+        match=r"unknown structure plugin 'dto' \(did you mean 'dot'\?\); registered: dot",
+    ):
         registry.get("structure", "dto")
-    with pytest.raises(PluginError, match="unknown plugin kind 'structures'.*did you mean 'structure'"):
+    with pytest.raises(
+        PluginError, match="unknown plugin kind 'structures'.*did you mean 'structure'"
+    ):
         registry.get("structures", "dot")
 
 

@@ -241,7 +241,9 @@ def make_converter(resolver: Resolver) -> cattrs.Converter:
             raise _ValueTypeError(f"expected one of {shown}, got {_describe(value)}")
         return value
 
-    conv.register_structure_hook_func(lambda t: typing.get_origin(t) is typing.Literal, literal_hook)
+    conv.register_structure_hook_func(
+        lambda t: typing.get_origin(t) is typing.Literal, literal_hook
+    )
 
     def tuple_hook(value, type_):
         if not isinstance(value, (list, tuple)):
@@ -254,12 +256,14 @@ def make_converter(resolver: Resolver) -> cattrs.Converter:
             if len(value) != len(types):
                 raise _ValueTypeError(f"expected a list of {len(types)}, got {len(value)} items")
         items, errors = [], []
-        for index, (item, item_type) in enumerate(zip(value, types)):
+        for index, (item, item_type) in enumerate(zip(value, types, strict=True)):
             try:
                 items.append(conv.structure(item, item_type))
             except Exception as exc:  # noqa: BLE001 - collected and reported with the index
-                exc.__notes__ = [*getattr(exc, "__notes__", []), IterableValidationNote(
-                    f"index {index}", index, item_type)]
+                exc.__notes__ = [
+                    *getattr(exc, "__notes__", []),
+                    IterableValidationNote(f"index {index}", index, item_type),
+                ]
                 errors.append(exc)
         if errors:
             raise ExceptionGroup("invalid list items", errors)

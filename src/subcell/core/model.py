@@ -247,9 +247,7 @@ class Table:
     def rows(self) -> list[dict[str, Any]]:
         """The table as a list of plain-Python rows."""
         names = list(self.columns)
-        return [
-            {n: self.columns[n][i].item() for n in names} for i in range(len(self))
-        ]
+        return [{n: self.columns[n][i].item() for n in names} for i in range(len(self))]
 
     def to_csv(self, path: str | Path) -> Path:
         """Write the table as CSV with a header row."""

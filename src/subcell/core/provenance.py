@@ -74,8 +74,8 @@ def record(
     step
         The pipeline step that wrote the output.
     """
-    plain = None if config is None else (
-        config if isinstance(config, dict) else unstructure(config)
+    plain = (
+        None if config is None else (config if isinstance(config, dict) else unstructure(config))
     )
     return {
         "subcell_version": __version__,

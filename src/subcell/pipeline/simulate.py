@@ -119,9 +119,7 @@ def combine(parts: list[tuple[Geometry, Emitters]]) -> tuple[Geometry, Emitters]
         remap = np.array([names.index(n) for n in part_names], dtype=np.int16)
         positions.append(part_emitters.position_nm)
         photons.append(part_emitters.photons)
-        instance.append(
-            np.where(part_emitters.instance > 0, part_emitters.instance + offset, 0)
-        )
+        instance.append(np.where(part_emitters.instance > 0, part_emitters.instance + offset, 0))
         klass.append(remap[part_emitters.klass] if len(part_emitters) else part_emitters.klass)
         on.append(part_emitters.on_fraction)
         offset += part_geometry.n_instances

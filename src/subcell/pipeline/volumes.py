@@ -9,8 +9,9 @@ from subcell.core.model import Masks, Volume
 from subcell.registry import Registry, get_registry
 
 
-def read_volume(path: str | Path, *, reader: str | None = None,
-                registry: Registry | None = None) -> Volume:
+def read_volume(
+    path: str | Path, *, reader: str | None = None, registry: Registry | None = None
+) -> Volume:
     """Read an image or volume with the named reader, or the first that can read ``path``.
 
     Raises
@@ -32,9 +33,15 @@ def read_volume(path: str | Path, *, reader: str | None = None,
     raise VolumeError(f"{path}: no reader recognises this file (readers: {names})")
 
 
-def write_volume(volume: Volume, path: str | Path, *, writer: str = "ome_zarr",
-                 masks: Masks | None = None, attrs: dict | None = None,
-                 registry: Registry | None = None) -> Path:
+def write_volume(
+    volume: Volume,
+    path: str | Path,
+    *,
+    writer: str = "ome_zarr",
+    masks: Masks | None = None,
+    attrs: dict | None = None,
+    registry: Registry | None = None,
+) -> Path:
     """Write ``volume`` (and masks, attributes such as provenance) with the named writer."""
     registry = registry or get_registry()
     return registry.create("writer", writer).write(volume, Path(path), masks=masks, attrs=attrs)

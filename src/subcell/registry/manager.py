@@ -86,6 +86,8 @@ def build_registry(
             manager.check_pending()
             origins[name] = ("subcell", __version__)
     for name, plugin in (extra or {}).items():
+        if name in blocked:
+            continue
         _load(manager, registry, origins, name, lambda p=plugin: p, "(registered)", "")
 
     for kind in KINDS.values():

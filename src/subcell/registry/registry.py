@@ -75,9 +75,7 @@ class Registry:
     def all(self, kind: str | None = None) -> list[Registration]:
         """Registrations sorted by kind order, then name; only ``kind`` if given."""
         kinds = [kind] if kind is not None else list(KINDS)
-        return [
-            self._kind_table(k)[n] for k in kinds for n in sorted(self._kind_table(k))
-        ]
+        return [self._kind_table(k)[n] for k in kinds for n in sorted(self._kind_table(k))]
 
     def _kind_table(self, kind: str) -> dict[str, Registration]:
         if kind not in self._by_kind:

@@ -46,7 +46,10 @@ class LipidDroplets:
             for _ in range(100):
                 yx = rng.uniform(radius, np.maximum(extent[1:] - radius, radius + 1e-9))
                 center = np.array([extent[0] / 2, *yx])
-                if all(np.linalg.norm(center - c) >= radius + r for c, r in zip(centers, kept)):
+                if all(
+                    np.linalg.norm(center - c) >= radius + r
+                    for c, r in zip(centers, kept, strict=True)
+                ):
                     centers.append(center)
                     kept.append(float(radius))
                     break

@@ -22,8 +22,9 @@ def _outlined(gray: np.ndarray, mask: np.ndarray, colour: tuple[int, int, int]) 
     return rgb
 
 
-def overview_png(image: np.ndarray, truth: np.ndarray, predicted: np.ndarray, path: Path,
-                 scale: int = 3) -> Path:
+def overview_png(
+    image: np.ndarray, truth: np.ndarray, predicted: np.ndarray, path: Path, scale: int = 3
+) -> Path:
     """Three panels side by side: the image, ground-truth outlines, predicted outlines."""
     gray = _to_uint8(image.astype(float))
     panels = [

@@ -61,8 +61,11 @@ def run_demo(out: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> di
     stage("write OME-Zarr")
     provenance = simulation_provenance(sim_config.config, registry)
     zarr_path = write_volume(
-        sim.image, out / "beads.ome.zarr", masks=sim.masks,
-        attrs={"provenance": provenance}, registry=registry,
+        sim.image,
+        out / "beads.ome.zarr",
+        masks=sim.masks,
+        attrs={"provenance": provenance},
+        registry=registry,
     )
     done("write OME-Zarr")
 
@@ -70,15 +73,19 @@ def run_demo(out: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> di
     image = read_volume(zarr_path, registry=registry)
     truth = read_labels(zarr_path)
     pixels = np.asarray(image.data)
-    if not np.array_equal(pixels, sim.image.data) or truth is None or not np.array_equal(
-        truth.semantic, sim.masks.semantic
+    if (
+        not np.array_equal(pixels, sim.image.data)
+        or truth is None
+        or not np.array_equal(truth.semantic, sim.masks.semantic)
     ):
         raise SubcellError(f"{zarr_path}: OME-Zarr round trip changed the data")
     done("read back")
 
     stage("segment")
     seg_config = load_config(_packaged("segment-otsu.yaml"), registry=registry).config
-    segmenter = registry.create("segmenter", seg_config.segmenter.plugin, seg_config.segmenter.config)
+    segmenter = registry.create(
+        "segmenter", seg_config.segmenter.plugin, seg_config.segmenter.config
+    )
     predicted = segmenter.segment(image)
     done("segment")
 
@@ -129,8 +136,8 @@ def _report(sim_config, sim, table, summary, zarr_path) -> str:
     timing = "\n".join(f"| {k} | {v:.2f} |" for k, v in summary["timings_s"].items())
     return f"""# subcell demo
 
-A widefield image of {summary['beads_simulated']} fluorescent beads simulated from physics
-({summary['emitters']} emitters, NA {optics.na}, {optics.emission_nm} nm emission,
+A widefield image of {summary["beads_simulated"]} fluorescent beads simulated from physics
+({summary["emitters"]} emitters, NA {optics.na}, {optics.emission_nm} nm emission,
 {optics.pixel_nm} nm pixels), written with its ground truth as OME-Zarr
 (`{zarr_path.name}`, provenance in its attributes), read back, segmented with Otsu's
 method and measured.
@@ -143,11 +150,11 @@ method and measured.
 
 | metric | value |
 |---|---|
-| IoU, foreground | {summary['iou_foreground']:.3f} |
-| IoU, background | {summary['iou_background']:.3f} |
-| mean IoU | {summary['miou']:.3f} |
-| pixel accuracy | {summary['pixel_accuracy']:.3f} |
-| objects found / beads simulated | {summary['objects_found']} / {summary['beads_simulated']} |
+| IoU, foreground | {summary["iou_foreground"]:.3f} |
+| IoU, background | {summary["iou_background"]:.3f} |
+| mean IoU | {summary["miou"]:.3f} |
+| pixel accuracy | {summary["pixel_accuracy"]:.3f} |
+| objects found / beads simulated | {summary["objects_found"]} / {summary["beads_simulated"]} |
 
 A 100 nm bead images as a spot about 0.51 λ/NA ≈ 190 nm wide, so a threshold of the
 image finds blobs larger than the bead: the foreground IoU measures exactly that gap,

@@ -61,8 +61,9 @@ class OtsuConfig:
     """
 
     channel: int = attrs.field(default=0, converter=int, validator=attrs.validators.ge(0))
-    smooth_sigma_px: float = attrs.field(default=0.0, converter=float,
-                                         validator=attrs.validators.ge(0.0))
+    smooth_sigma_px: float = attrs.field(
+        default=0.0, converter=float, validator=attrs.validators.ge(0.0)
+    )
     min_size_px: int = attrs.field(default=0, converter=int, validator=attrs.validators.ge(0))
     class_name: str = attrs.field(default="foreground", validator=_non_empty)
 
@@ -98,8 +99,9 @@ class AdaptiveConfig:
     channel: int = attrs.field(default=0, converter=int, validator=attrs.validators.ge(0))
     block_size_px: int = attrs.field(default=51, converter=int, validator=_odd_block)
     offset_sd: float = attrs.field(default=2.0, converter=float)
-    smooth_sigma_px: float = attrs.field(default=1.0, converter=float,
-                                         validator=attrs.validators.ge(0.0))
+    smooth_sigma_px: float = attrs.field(
+        default=1.0, converter=float, validator=attrs.validators.ge(0.0)
+    )
     min_size_px: int = attrs.field(default=0, converter=int, validator=attrs.validators.ge(0))
     class_name: str = attrs.field(default="foreground", validator=_non_empty)
 
@@ -177,8 +179,7 @@ class Adaptive(_ThresholdSegmenter):
     def _foreground(self, image, raw, aspect):
         block = self.config.block_size_px
         block_z = max(1, int(round(block * aspect)) // 2 * 2 + 1)  # odd, >= 1
-        local = threshold_local(image, (block_z, block, block), method="gaussian",
-                                mode="reflect")
+        local = threshold_local(image, (block_z, block, block), method="gaussian", mode="reflect")
         # Noise is measured before smoothing: smoothing correlates neighbours and would make
         # the difference-based estimate, and so the offset, too small.
         return image > local + self.config.offset_sd * _noise_sd(raw)
@@ -187,20 +188,26 @@ class Adaptive(_ThresholdSegmenter):
 def _channel_image(volume: Volume, channel: int) -> np.ndarray:
     """Load ``channel`` of a CZYX volume as float64 (Z, Y, X), with the checks users need."""
     if volume.axes != AXES_4D:
-        raise VolumeError(f"baseline segmenters take a {AXES_4D} volume, got {volume.axes!r}; "
-                          f"segment one time point at a time")
+        raise VolumeError(
+            f"baseline segmenters take a {AXES_4D} volume, got {volume.axes!r}; "
+            f"segment one time point at a time"
+        )
     n_channels = volume.shape[0]
     if channel >= n_channels:
-        raise VolumeError(f"channel {channel} does not exist: the volume has {n_channels} "
-                          f"channel(s) {volume.channel_names}")
+        raise VolumeError(
+            f"channel {channel} does not exist: the volume has {n_channels} "
+            f"channel(s) {volume.channel_names}"
+        )
     image = np.asarray(volume.data[channel], dtype=np.float64)
     if image.size == 0:
         raise VolumeError(f"cannot segment an empty image of shape {image.shape}")
     if not np.isfinite(image).all():
         raise VolumeError("image holds NaN or infinite values")
     if image.min() == image.max():
-        raise VolumeError(f"image is constant ({image.min():g}): no threshold separates "
-                          f"foreground from background")
+        raise VolumeError(
+            f"image is constant ({image.min():g}): no threshold separates "
+            f"foreground from background"
+        )
     return image
 
 
@@ -232,7 +239,15 @@ def _instances(foreground: np.ndarray, min_size_px: int) -> np.ndarray:
 @hookimpl
 def register_segmenters(register):
     """Register the classical threshold baselines."""
-    register("otsu", OtsuConfig, Otsu,
-             "global Otsu threshold of one channel, connected components as instances")
-    register("adaptive", AdaptiveConfig, Adaptive,
-             "local Gaussian-weighted threshold of one channel, robust to uneven illumination")
+    register(
+        "otsu",
+        OtsuConfig,
+        Otsu,
+        "global Otsu threshold of one channel, connected components as instances",
+    )
+    register(
+        "adaptive",
+        AdaptiveConfig,
+        Adaptive,
+        "local Gaussian-weighted threshold of one channel, robust to uneven illumination",
+    )

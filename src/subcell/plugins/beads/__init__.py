@@ -55,20 +55,22 @@ class BeadsConfig:
         (a bead well below the resolution). The diameter still sets margins.
     """
 
-    diameter_nm: float = attrs.field(default=100.0, converter=float,
-                                     validator=attrs.validators.gt(0))
-    diameter_sd_nm: float = attrs.field(default=0.0, converter=float,
-                                        validator=attrs.validators.ge(0))
+    diameter_nm: float = attrs.field(
+        default=100.0, converter=float, validator=attrs.validators.gt(0)
+    )
+    diameter_sd_nm: float = attrs.field(
+        default=0.0, converter=float, validator=attrs.validators.ge(0)
+    )
     count: tuple[int, int] = attrs.field(
         default=(5, 20), converter=lambda v: tuple(int(x) for x in v), validator=_check_count
     )
-    margin_nm: float = attrs.field(default=200.0, converter=float,
-                                   validator=attrs.validators.ge(0))
+    margin_nm: float = attrs.field(default=200.0, converter=float, validator=attrs.validators.ge(0))
     z_placement: Literal["focal_plane", "uniform"] = attrs.field(
         default="focal_plane", validator=attrs.validators.in_(("focal_plane", "uniform"))
     )
-    min_separation_nm: float = attrs.field(default=0.0, converter=float,
-                                           validator=attrs.validators.ge(0))
+    min_separation_nm: float = attrs.field(
+        default=0.0, converter=float, validator=attrs.validators.ge(0)
+    )
     point_source: bool = False
 
 

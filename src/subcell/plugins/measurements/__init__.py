@@ -107,8 +107,7 @@ class RegionProps:
         classes: dict[int, str] = {}
         # Classes may overlap; a voxel in two channels keeps the later channel's object.
         for k, name in enumerate(masks.class_names):
-            components, n = label(masks.semantic[k] > 0, connectivity=connectivity,
-                                  return_num=True)
+            components, n = label(masks.semantic[k] > 0, connectivity=connectivity, return_num=True)
             offset = len(classes)
             labels = np.where(components > 0, components + offset, labels)
             classes.update({offset + i: name for i in range(1, n + 1)})
@@ -120,11 +119,16 @@ def _majority_class(labels: np.ndarray, masks: Masks) -> dict[int, str]:
     n = int(labels.max()) if labels.size else 0
     if n == 0 or masks.semantic.shape[0] == 0:
         return {i: "" for i in range(1, n + 1)}
-    counts = np.stack([np.bincount(labels[masks.semantic[k] > 0], minlength=n + 1)
-                       for k in range(masks.semantic.shape[0])])
+    counts = np.stack(
+        [
+            np.bincount(labels[masks.semantic[k] > 0], minlength=n + 1)
+            for k in range(masks.semantic.shape[0])
+        ]
+    )
     best = counts.argmax(axis=0)
-    return {i: (masks.class_names[best[i]] if counts[best[i], i] > 0 else "")
-            for i in range(1, n + 1)}
+    return {
+        i: (masks.class_names[best[i]] if counts[best[i], i] > 0 else "") for i in range(1, n + 1)
+    }
 
 
 def _intensity(volume: Volume | None, spatial: tuple[int, ...]):
@@ -132,17 +136,21 @@ def _intensity(volume: Volume | None, spatial: tuple[int, ...]):
     if volume is None:
         return None, ()
     if volume.axes != AXES_4D:
-        raise VolumeError(f"region_props measures a {AXES_4D} volume, got {volume.axes!r}; "
-                          f"measure one time point at a time")
+        raise VolumeError(
+            f"region_props measures a {AXES_4D} volume, got {volume.axes!r}; "
+            f"measure one time point at a time"
+        )
     if tuple(volume.shape[1:]) != tuple(spatial):
-        raise VolumeError(f"volume spatial shape {volume.shape[1:]} does not match the masks "
-                          f"{tuple(spatial)}")
+        raise VolumeError(
+            f"volume spatial shape {volume.shape[1:]} does not match the masks {tuple(spatial)}"
+        )
     data = np.moveaxis(np.asarray(volume.data, dtype=np.float64), 0, -1)
     return data, volume.channel_names
 
 
-def _columns(props: dict, classes: dict[int, str], masks: Masks, flat: bool,
-             channel_names: tuple[str, ...]) -> dict[str, np.ndarray]:
+def _columns(
+    props: dict, classes: dict[int, str], masks: Masks, flat: bool, channel_names: tuple[str, ...]
+) -> dict[str, np.ndarray]:
     """Rename skimage's columns to unit-carrying names and add the class and z columns."""
     labels = props["label"].astype(np.int64)
     n = len(labels)
@@ -177,5 +185,9 @@ def _columns(props: dict, classes: dict[int, str], masks: Masks, flat: bool,
 @hookimpl
 def register_analytics(register):
     """Register the per-object measurements."""
-    register("region_props", RegionPropsConfig, RegionProps,
-             "per-object size, centroid, bounding box and intensity in physical units")
+    register(
+        "region_props",
+        RegionPropsConfig,
+        RegionProps,
+        "per-object size, centroid, bounding box and intensity in physical units",
+    )

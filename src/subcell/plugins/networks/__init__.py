@@ -91,12 +91,16 @@ def check_input_shape(config: NetworkConfig, spatial_shape: tuple[int, ...]) -> 
     """
     shape = tuple(int(s) for s in spatial_shape)
     if len(shape) != config.spatial_dims:
-        raise VolumeError(f"a {config.spatial_dims}D network needs {config.spatial_dims} "
-                          f"spatial sizes, got {shape}")
+        raise VolumeError(
+            f"a {config.spatial_dims}D network needs {config.spatial_dims} "
+            f"spatial sizes, got {shape}"
+        )
     divisor = required_divisor(config)
     if any(s < 1 or s % divisor for s in shape):
-        raise VolumeError(f"input spatial sizes {shape} must be multiples of {divisor} for "
-                          f"this network; crop or pad the patch")
+        raise VolumeError(
+            f"input spatial sizes {shape} must be multiples of {divisor} for "
+            f"this network; crop or pad the patch"
+        )
 
 
 def parameter_count(module: torch.nn.Module) -> int:
@@ -171,9 +175,21 @@ def build_flexible_unet(config: FlexibleUNetConfig) -> torch.nn.Module:
 def register_networks(register):
     """Register the MONAI networks."""
     register("unet", UNetConfig, build_unet, "MONAI residual U-Net, 2D or 3D")
-    register("basic_unet", BasicUNetConfig, build_basic_unet,
-             "MONAI BasicUNet (classic four-level U-Net), 2D or 3D")
-    register("attention_unet", AttentionUNetConfig, build_attention_unet,
-             "MONAI attention U-Net (attention-gated skips), 2D or 3D")
-    register("flexible_unet", FlexibleUNetConfig, build_flexible_unet,
-             "MONAI FlexibleUNet (EfficientNet-B3 encoder by default), from scratch, 2D or 3D")
+    register(
+        "basic_unet",
+        BasicUNetConfig,
+        build_basic_unet,
+        "MONAI BasicUNet (classic four-level U-Net), 2D or 3D",
+    )
+    register(
+        "attention_unet",
+        AttentionUNetConfig,
+        build_attention_unet,
+        "MONAI attention U-Net (attention-gated skips), 2D or 3D",
+    )
+    register(
+        "flexible_unet",
+        FlexibleUNetConfig,
+        build_flexible_unet,
+        "MONAI FlexibleUNet (EfficientNet-B3 encoder by default), from scratch, 2D or 3D",
+    )

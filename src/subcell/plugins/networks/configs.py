@@ -48,8 +48,9 @@ def _int_tuple(value) -> tuple[int, ...]:
 
 def _positive_ints(instance, attribute, value):
     if len(value) == 0 or any(v < 1 for v in value):
-        raise ValueError(f"{attribute.name} must be a non-empty tuple of positive integers, "
-                         f"got {value}")
+        raise ValueError(
+            f"{attribute.name} must be a non-empty tuple of positive integers, got {value}"
+        )
 
 
 def _dims_field():
@@ -61,14 +62,16 @@ def _channels_field(default: int):
 
 
 def _dropout_field():
-    return attrs.field(default=0.0, converter=float,
-                       validator=[attrs.validators.ge(0.0), attrs.validators.lt(1.0)])
+    return attrs.field(
+        default=0.0, converter=float, validator=[attrs.validators.ge(0.0), attrs.validators.lt(1.0)]
+    )
 
 
 def _odd_kernel(instance, attribute, value):
     if value < 1 or value % 2 == 0:
-        raise ValueError(f"{attribute.name} must be a positive odd integer (keeps sizes), "
-                         f"got {value}")
+        raise ValueError(
+            f"{attribute.name} must be a positive odd integer (keeps sizes), got {value}"
+        )
 
 
 def _check_levels(config) -> None:
@@ -112,10 +115,12 @@ class UNetConfig:
     spatial_dims: Literal[2, 3] = _dims_field()
     in_channels: int = _channels_field(1)
     out_channels: int = _channels_field(1)
-    channels: tuple[int, ...] = attrs.field(default=(16, 32, 64, 128, 256), converter=_int_tuple,
-                                            validator=_positive_ints)
-    strides: tuple[int, ...] = attrs.field(default=(2, 2, 2, 2), converter=_int_tuple,
-                                           validator=_positive_ints)
+    channels: tuple[int, ...] = attrs.field(
+        default=(16, 32, 64, 128, 256), converter=_int_tuple, validator=_positive_ints
+    )
+    strides: tuple[int, ...] = attrs.field(
+        default=(2, 2, 2, 2), converter=_int_tuple, validator=_positive_ints
+    )
     kernel_size: int = attrs.field(default=3, converter=int, validator=_odd_kernel)
     num_res_units: int = attrs.field(default=2, converter=int, validator=attrs.validators.ge(0))
     norm: Literal["instance", "batch"] = attrs.field(
@@ -164,8 +169,10 @@ class BasicUNetConfig:
     @features.validator
     def _six(self, attribute, value):
         if len(value) != 6:
-            raise ValueError(f"features must have 6 entries (5 encoder levels + last decoder "
-                             f"block), got {len(value)}: {value}")
+            raise ValueError(
+                f"features must have 6 entries (5 encoder levels + last decoder "
+                f"block), got {len(value)}: {value}"
+            )
 
 
 @attrs.frozen(kw_only=True)
@@ -194,10 +201,12 @@ class AttentionUNetConfig:
     spatial_dims: Literal[2, 3] = _dims_field()
     in_channels: int = _channels_field(1)
     out_channels: int = _channels_field(1)
-    channels: tuple[int, ...] = attrs.field(default=(16, 32, 64, 128, 256), converter=_int_tuple,
-                                            validator=_positive_ints)
-    strides: tuple[int, ...] = attrs.field(default=(2, 2, 2, 2), converter=_int_tuple,
-                                           validator=_positive_ints)
+    channels: tuple[int, ...] = attrs.field(
+        default=(16, 32, 64, 128, 256), converter=_int_tuple, validator=_positive_ints
+    )
+    strides: tuple[int, ...] = attrs.field(
+        default=(2, 2, 2, 2), converter=_int_tuple, validator=_positive_ints
+    )
     kernel_size: int = attrs.field(default=3, converter=int, validator=_odd_kernel)
     up_kernel_size: int = attrs.field(default=3, converter=int, validator=_odd_kernel)
     dropout: float = _dropout_field()
@@ -248,8 +257,9 @@ class FlexibleUNetConfig:
     spatial_dims: Literal[2, 3] = _dims_field()
     in_channels: int = _channels_field(1)
     out_channels: int = _channels_field(1)
-    backbone: str = attrs.field(default="efficientnet-b3",
-                                validator=attrs.validators.in_(FLEXIBLE_BACKBONES))
+    backbone: str = attrs.field(
+        default="efficientnet-b3", validator=attrs.validators.in_(FLEXIBLE_BACKBONES)
+    )
     decoder_channels: tuple[int, int, int, int, int] = attrs.field(
         default=(256, 128, 64, 32, 16), converter=_int_tuple, validator=_positive_ints
     )
@@ -262,8 +272,10 @@ class FlexibleUNetConfig:
     @decoder_channels.validator
     def _five(self, attribute, value):
         if len(value) != FLEXIBLE_DEPTH:
-            raise ValueError(f"decoder_channels must have {FLEXIBLE_DEPTH} entries (one per "
-                             f"encoder stage), got {len(value)}: {value}")
+            raise ValueError(
+                f"decoder_channels must have {FLEXIBLE_DEPTH} entries (one per "
+                f"encoder stage), got {len(value)}: {value}"
+            )
 
 
 NetworkConfig = UNetConfig | BasicUNetConfig | AttentionUNetConfig | FlexibleUNetConfig

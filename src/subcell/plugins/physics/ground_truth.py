@@ -98,8 +98,7 @@ class PhysicsProjection:
         n_vox = int(np.prod(shape))
         vox, ok = _voxel_index(emitters.position_nm, field)
         pairs, group = _pair_groups(emitters.instance[ok], emitters.klass[ok])
-        keys, counts = np.unique(group.astype(np.int64) * n_vox + vox[ok],
-                                 return_counts=True)
+        keys, counts = np.unique(group.astype(np.int64) * n_vox + vox[ok], return_counts=True)
         keep = counts >= self.config.min_emitters
         g_of, v_of, score = keys[keep] // n_vox, keys[keep] % n_vox, counts[keep]
         if self.config.fill_holes and len(v_of):
@@ -150,8 +149,11 @@ def _fill_holes(g_of, v_of, score, shape):
             new_v.append(np.ravel_multi_index((hz + lo[0], hy + lo[1], hx + lo[2]), shape))
             new_g.append(np.full(len(hz), g_of[a]))
     added = sum(len(v) for v in new_v[1:])
-    return (np.concatenate(new_g), np.concatenate(new_v),
-            np.concatenate([score, np.zeros(added, dtype=score.dtype)]))
+    return (
+        np.concatenate(new_g),
+        np.concatenate(new_v),
+        np.concatenate([score, np.zeros(added, dtype=score.dtype)]),
+    )
 
 
 def _resolve_overlaps(v_of, instance, score, shape) -> np.ndarray:

@@ -38,12 +38,15 @@ class SurfaceLabellingConfig:
         ``photons_per_emitter``, sd ``photons_sd_fraction`` × mean); 0 gives equal brightness.
     """
 
-    density_per_um2: float = attrs.field(default=2000.0, converter=float,
-                                         validator=attrs.validators.ge(0))
-    photons_per_emitter: float = attrs.field(default=200.0, converter=float,
-                                             validator=attrs.validators.gt(0))
-    photons_sd_fraction: float = attrs.field(default=0.0, converter=float,
-                                             validator=attrs.validators.ge(0))
+    density_per_um2: float = attrs.field(
+        default=2000.0, converter=float, validator=attrs.validators.ge(0)
+    )
+    photons_per_emitter: float = attrs.field(
+        default=200.0, converter=float, validator=attrs.validators.gt(0)
+    )
+    photons_sd_fraction: float = attrs.field(
+        default=0.0, converter=float, validator=attrs.validators.ge(0)
+    )
 
 
 @attrs.frozen(kw_only=True)
@@ -61,12 +64,15 @@ class VolumeLabellingConfig:
         Relative spread of brightness across emitters (gamma distributed); 0: all equal.
     """
 
-    density_per_um3: float = attrs.field(default=10000.0, converter=float,
-                                         validator=attrs.validators.ge(0))
-    photons_per_emitter: float = attrs.field(default=200.0, converter=float,
-                                             validator=attrs.validators.gt(0))
-    photons_sd_fraction: float = attrs.field(default=0.0, converter=float,
-                                             validator=attrs.validators.ge(0))
+    density_per_um3: float = attrs.field(
+        default=10000.0, converter=float, validator=attrs.validators.ge(0)
+    )
+    photons_per_emitter: float = attrs.field(
+        default=200.0, converter=float, validator=attrs.validators.gt(0)
+    )
+    photons_sd_fraction: float = attrs.field(
+        default=0.0, converter=float, validator=attrs.validators.ge(0)
+    )
 
 
 class SurfaceLabelling:

@@ -84,12 +84,15 @@ class PoissonGaussianConfig:
     """
 
     qe: float = _qe_field()
-    read_noise_e: float = attrs.field(default=1.5, converter=float,
-                                      validator=attrs.validators.ge(0))
-    gain_adu_per_e: float = attrs.field(default=1.0, converter=float,
-                                        validator=attrs.validators.gt(0))
-    offset_adu: float = attrs.field(default=100.0, converter=float,
-                                    validator=attrs.validators.ge(0))
+    read_noise_e: float = attrs.field(
+        default=1.5, converter=float, validator=attrs.validators.ge(0)
+    )
+    gain_adu_per_e: float = attrs.field(
+        default=1.0, converter=float, validator=attrs.validators.gt(0)
+    )
+    offset_adu: float = attrs.field(
+        default=100.0, converter=float, validator=attrs.validators.ge(0)
+    )
     output_dtype: Literal["float32", "uint16"] = _dtype_field()
     bit_depth: int = attrs.field(default=16, converter=int, validator=_check_bit_depth)
 
@@ -117,14 +120,16 @@ class EmccdConfig:
     """
 
     qe: float = attrs.field(default=0.9, converter=float, validator=_check_qe)
-    em_gain: float = attrs.field(default=300.0, converter=float,
-                                 validator=attrs.validators.ge(1))
-    read_noise_e: float = attrs.field(default=50.0, converter=float,
-                                      validator=attrs.validators.ge(0))
-    gain_adu_per_e: float = attrs.field(default=0.1, converter=float,
-                                        validator=attrs.validators.gt(0))
-    offset_adu: float = attrs.field(default=100.0, converter=float,
-                                    validator=attrs.validators.ge(0))
+    em_gain: float = attrs.field(default=300.0, converter=float, validator=attrs.validators.ge(1))
+    read_noise_e: float = attrs.field(
+        default=50.0, converter=float, validator=attrs.validators.ge(0)
+    )
+    gain_adu_per_e: float = attrs.field(
+        default=0.1, converter=float, validator=attrs.validators.gt(0)
+    )
+    offset_adu: float = attrs.field(
+        default=100.0, converter=float, validator=attrs.validators.ge(0)
+    )
     output_dtype: Literal["float32", "uint16"] = _dtype_field()
     bit_depth: int = attrs.field(default=16, converter=int, validator=_check_bit_depth)
 
@@ -184,8 +189,9 @@ class PoissonGaussian:
         electrons = rng.poisson(cfg.qe * _photons(expected_photons)).astype(np.float64)
         if cfg.read_noise_e > 0:
             electrons += rng.normal(0.0, cfg.read_noise_e, electrons.shape)
-        return _digitise(cfg.gain_adu_per_e * electrons + cfg.offset_adu, cfg.bit_depth,
-                         cfg.output_dtype)
+        return _digitise(
+            cfg.gain_adu_per_e * electrons + cfg.offset_adu, cfg.bit_depth, cfg.output_dtype
+        )
 
 
 class Emccd:
@@ -211,5 +217,6 @@ class Emccd:
         multiplied = rng.gamma(electrons.astype(np.float64), cfg.em_gain)
         if cfg.read_noise_e > 0:
             multiplied += rng.normal(0.0, cfg.read_noise_e, multiplied.shape)
-        return _digitise(cfg.gain_adu_per_e * multiplied + cfg.offset_adu, cfg.bit_depth,
-                         cfg.output_dtype)
+        return _digitise(
+            cfg.gain_adu_per_e * multiplied + cfg.offset_adu, cfg.bit_depth, cfg.output_dtype
+        )

@@ -79,10 +79,10 @@ class BlinkingConfig:
 
     t_on_s: float = attrs.field(default=0.1, converter=float, validator=attrs.validators.gt(0))
     t_off_s: float = attrs.field(default=0.3, converter=float, validator=attrs.validators.gt(0))
-    exposure_s: float = attrs.field(default=0.05, converter=float,
-                                    validator=attrs.validators.gt(0))
-    frame_interval_s: float = attrs.field(default=0.05, converter=float,
-                                          validator=_check_frame_interval)
+    exposure_s: float = attrs.field(default=0.05, converter=float, validator=attrs.validators.gt(0))
+    frame_interval_s: float = attrs.field(
+        default=0.05, converter=float, validator=_check_frame_interval
+    )
 
 
 class Blinking:
@@ -157,12 +157,11 @@ class BleachingConfig:
         Time from the start of one frame to the start of the next (>= exposure_s).
     """
 
-    t_bleach_s: float = attrs.field(default=10.0, converter=float,
-                                    validator=attrs.validators.gt(0))
-    exposure_s: float = attrs.field(default=0.05, converter=float,
-                                    validator=attrs.validators.gt(0))
-    frame_interval_s: float = attrs.field(default=0.05, converter=float,
-                                          validator=_check_frame_interval)
+    t_bleach_s: float = attrs.field(default=10.0, converter=float, validator=attrs.validators.gt(0))
+    exposure_s: float = attrs.field(default=0.05, converter=float, validator=attrs.validators.gt(0))
+    frame_interval_s: float = attrs.field(
+        default=0.05, converter=float, validator=_check_frame_interval
+    )
 
 
 class Bleaching:
