@@ -40,13 +40,16 @@ class StructureEntry:
 @attrs.frozen(kw_only=True)
 class SimulateConfig:
     """Simulate fields of view: structures -> dye -> photophysics -> optics -> noise, plus
-    ground truth. The microscope's ``pixel_nm``, ``z_step_nm`` and ``n_z`` set the grid."""
+    ground truth. The microscope's ``pixel_nm``, ``z_step_nm`` and ``n_z`` set the grid; a
+    single plane images a sample slab ``slab_nm`` thick."""
 
     step: Literal["simulate"] = "simulate"
     seed: int = 0
     tile_px: tuple[int, int] = attrs.field(default=(128, 128), validator=_positive)
     n_tiles: int = attrs.field(default=1, validator=_positive)
     n_frames: int = attrs.field(default=1, validator=_positive)
+    #: Sample thickness (nm) holding the structures when the microscope images one plane.
+    slab_nm: float = attrs.field(default=1300.0, validator=_positive)
     structures: tuple[StructureEntry, ...] = attrs.field(validator=attrs.validators.min_len(1))
     photophysics: PhotophysicsSpec
     microscope: MicroscopeSpec

@@ -35,11 +35,14 @@ class SimulatedField:
 
 
 def imaging_field(config: SimulateConfig) -> Field:
-    """The detector grid: the microscope's ``pixel_nm``, ``z_step_nm``, ``n_z`` and ``tile_px``."""
+    """The detector grid: the microscope's ``pixel_nm``, ``z_step_nm``, ``n_z`` and ``tile_px``.
+
+    A single plane (``n_z == 1``) spans the sample slab, ``slab_nm`` thick, centred on focus.
+    """
     optics = config.microscope.config
     n_z = int(getattr(optics, "n_z", 1))
-    z_step_nm = float(getattr(optics, "z_step_nm", optics.pixel_nm))
-    return Field((n_z, *config.tile_px), (z_step_nm, optics.pixel_nm, optics.pixel_nm))
+    z_nm = float(getattr(optics, "z_step_nm", optics.pixel_nm)) if n_z > 1 else config.slab_nm
+    return Field((n_z, *config.tile_px), (z_nm, optics.pixel_nm, optics.pixel_nm))
 
 
 def _rng(seed: int, index: int, stage: int, part: int = 0) -> np.random.Generator:
