@@ -35,6 +35,11 @@ def test_demo_is_reproducible(tmp_path):
 
     first = run_demo(tmp_path / "a")
     second = run_demo(tmp_path / "b")
+    # Every bead is found; the blobs are the PSF-blurred spots (about 190 nm wide) around
+    # 100 nm beads, so foreground IoU is low while background IoU stays high.
+    assert first["objects_found"] == first["beads_simulated"]
+    assert first["iou_background"] > 0.95
+    assert 0.05 < first["iou_foreground"] < 0.4
     assert json.dumps({k: v for k, v in first.items() if k != "timings_s"}) == json.dumps(
         {k: v for k, v in second.items() if k != "timings_s"}
     )
