@@ -65,7 +65,8 @@ def test_valid_config_structures_into_plugin_config():
     assert cfg.microscope.plugin == "epi"
     assert cfg.microscope.config == EpiLike(na=1.2)
     assert cfg.structures[0].structure.config.na == 1.4
-    assert "microscope: {plugin: epi, na: 1.2, mode: wide}" in to_yaml(cfg)
+    assert "microscope:\n  plugin: epi\n  na: 1.2\n  mode: wide\n" in to_yaml(cfg)
+    assert "shape: [1, 64, 64]" in to_yaml(cfg)
 
 
 @pytest.mark.parametrize(
@@ -119,6 +120,12 @@ def test_layers_extend_merge_and_record_origins(tmp_path):
     # an error in a key set by the base names the base file
     with pytest.raises(ConfigError, match=r"base\.yaml: seed: expected an integer"):
         structure({**data, "seed": "x"}, Top, resolver, origins=origins)
+
+
+def test_set_inside_a_section_is_named_for_section_level_errors():
+    origins = {(): "exp.yaml", ("microscope",): "base.yaml", ("microscope", "na"): "--set"}
+    with pytest.raises(ConfigError, match=r"^--set: microscope: missing 'plugin'"):
+        structure({"microscope": {"na": 1.0}}, Top, resolver, origins=origins)
 
 
 def test_changing_plugin_replaces_section_instead_of_merging(tmp_path):

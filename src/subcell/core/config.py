@@ -326,9 +326,21 @@ def unstructure(obj: Any, resolver: Resolver | None = None) -> Any:
     return make_converter(resolver or _no_resolver).unstructure(obj)
 
 
+class _ConfigDumper(yaml.SafeDumper):
+    """Block-style mappings; lists of plain values on one line (``count: [1, 2]``)."""
+
+
+def _represent_list(dumper: yaml.SafeDumper, data: list) -> yaml.Node:
+    flat = all(not isinstance(item, (dict, list)) for item in data)
+    return dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=flat)
+
+
+_ConfigDumper.add_representer(list, _represent_list)
+
+
 def to_yaml(obj: Any) -> str:
     """A structured config as YAML, keys in field order."""
-    return yaml.safe_dump(unstructure(obj), sort_keys=False, default_flow_style=None)
+    return yaml.dump(unstructure(obj), Dumper=_ConfigDumper, sort_keys=False)
 
 
 def _no_resolver(kind: str, name: str) -> type:
@@ -336,6 +348,11 @@ def _no_resolver(kind: str, name: str) -> type:
 
 
 def _source_for(path: KeyPath, origins: dict, default: str) -> str:
+    # A whole-section problem (e.g. two fields that disagree) after a --set inside that
+    # section is most likely the override's doing: name it rather than the base file.
+    inside = {src for key, src in origins.items() if key[: len(path)] == path}
+    if len(path) and "--set" in inside:
+        return "--set"
     for end in range(len(path), -1, -1):
         if path[:end] in origins:
             return origins[path[:end]]
