@@ -29,6 +29,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests examples benchmarks
 
 bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet $(TORCH_CONSTRAINT) -e '.[dev,bench]'
 	$(BIN)/python benchmarks/run.py
 
 clean:

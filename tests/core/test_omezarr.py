@@ -51,7 +51,11 @@ def test_ome_zarr_metadata_follows_0_5(tmp_path):
     assert [d["path"] for d in ms["datasets"]] == ["0", "1"]
     scales = [d["coordinateTransformations"] for d in ms["datasets"]]
     assert scales[0] == [{"type": "scale", "scale": [1.0, 300.0, 65.0, 70.0]}]
-    assert scales[1] == [{"type": "scale", "scale": [1.0, 300.0, 130.0, 140.0]}]
+    assert scales[1] == [
+        {"type": "scale", "scale": [1.0, 300.0, 130.0, 140.0]},
+        # the 2x2 mean's centre lies half a level-0 pixel from its first pixel
+        {"type": "translation", "translation": [0.0, 0.0, 32.5, 35.0]},
+    ]
     assert [c["label"] for c in ome["omero"]["channels"]] == ["gfp", "rfp"]
     level0 = json.loads((path / "0" / "zarr.json").read_text())
     assert level0["dimension_names"] == ["c", "z", "y", "x"] and level0["shape"] == [2, 3, 20, 30]

@@ -255,9 +255,13 @@ def _multiscales(axes, voxel_nm, n_levels, frame_interval_s, name, nearest) -> d
     datasets = []
     for k in range(n_levels):
         scale = [float(base[a]) * (2**k if a in "YX" else 1) for a in axes]
-        datasets.append(
-            {"path": str(k), "coordinateTransformations": [{"type": "scale", "scale": scale}]}
-        )
+        transforms = [{"type": "scale", "scale": scale}]
+        if k and not nearest:
+            # A 2**k block mean is centred (2**k - 1) / 2 level-0 pixels from the block's
+            # first pixel: say so, or viewers overlay the levels shifted.
+            shift = [float(base[a]) * (2**k - 1) / 2 if a in "YX" else 0.0 for a in axes]
+            transforms.append({"type": "translation", "translation": shift})
+        datasets.append({"path": str(k), "coordinateTransformations": transforms})
     method = "every other voxel" if nearest else "mean of 2x2 blocks"
     return {
         "name": name,
