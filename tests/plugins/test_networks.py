@@ -170,3 +170,15 @@ def test_backbone_list_matches_monai():
 def test_bad_configs_name_the_field(build, match):
     with pytest.raises(ValueError, match=match):
         build()
+
+
+@pytest.mark.gpu
+def test_cuda_forward_matches_cpu():
+    """The same weights give the same logits on GPU and CPU, within float32 tolerance."""
+    torch.manual_seed(0)
+    net = build_unet(UNetConfig(channels=(8, 16, 32), strides=(2, 2), num_res_units=1)).eval()
+    x = torch.randn(2, 1, 64, 64)
+    with torch.no_grad():
+        on_cpu = net(x)
+        on_gpu = net.cuda()(x.cuda()).cpu()
+    torch.testing.assert_close(on_gpu, on_cpu, rtol=1e-3, atol=1e-4)

@@ -21,7 +21,7 @@ from subcell.core import hookspecs
 from subcell.core.errors import PluginError
 from subcell.core.kinds import KINDS
 from subcell.core.registration import Registration, check_registration
-from subcell.registry.registry import Registry
+from subcell.registry.registry import Registry, suggest
 
 log = logging.getLogger("subcell")
 
@@ -121,8 +121,6 @@ def _load(manager, registry, origins, name, load, package, version) -> None:
 
 
 def _pending_message(exc: pluggy.PluginValidationError) -> str:
-    from subcell.registry.registry import suggest
-
     hooks = [k.hook for k in KINDS.values()]
     text = str(exc)
     # pluggy names the unknown hook in its message; point to the nearest real one.
