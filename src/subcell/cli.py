@@ -126,7 +126,7 @@ def _cmd_validate(args) -> int:
 
 
 def _cmd_show(args) -> int:
-    from subcell.core.config import to_yaml
+    from subcell.core.structuring import to_yaml
 
     sys.stdout.write(to_yaml(_load(args).config))
     return 0

@@ -5,8 +5,8 @@ import json
 import attrs
 
 from subcell import __version__
-from subcell.core.config import spec_type
 from subcell.core.provenance import config_hash, plugins_in, record, write_sidecar
+from subcell.core.structuring import spec_type
 
 
 @attrs.frozen

@@ -28,8 +28,13 @@ def _emitters(pos, photons=None):
     pos = np.atleast_2d(np.asarray(pos, dtype=float))
     n = len(pos)
     photons = np.ones(n) if photons is None else photons
-    return Emitters(position_nm=pos, photons=photons, instance=np.arange(1, n + 1),
-                    klass=np.zeros(n), class_names=("point",))
+    return Emitters(
+        position_nm=pos,
+        photons=photons,
+        instance=np.arange(1, n + 1),
+        klass=np.zeros(n),
+        class_names=("point",),
+    )
 
 
 def _fwhm(profile: np.ndarray, step: float) -> float:
@@ -214,8 +219,13 @@ def test_frames_scale_photons_and_far_emitters_are_dark():
     microscope = Epi(EpiConfig())
     field = Field((1, 32, 32), (1300.0, 42.0, 42.0))
     pos = [[650.0, 672.0, 672.0], [650.0, 672.0, 672.0 + 42.0 * 32 + 4500.0]]
-    emitters = Emitters(position_nm=pos, photons=[100.0, 1e6], instance=[1, 2], klass=[0, 0],
-                        on_fraction=np.array([[1.0, 1.0], [0.25, 1.0]], dtype=np.float32))
+    emitters = Emitters(
+        position_nm=pos,
+        photons=[100.0, 1e6],
+        instance=[1, 2],
+        klass=[0, 0],
+        on_fraction=np.array([[1.0, 1.0], [0.25, 1.0]], dtype=np.float32),
+    )
     full, quarter = (microscope.image(emitters, field, frame=t) for t in (0, 1))
     assert np.allclose(quarter, full / 4, rtol=1e-6, atol=1e-7 * full.max())
     # the bright emitter lies 4.5 µm outside the field, beyond psf_radius_nm: no light

@@ -15,7 +15,7 @@ from typing import Any
 import attrs
 
 from subcell import __version__
-from subcell.core.config import PluginSpec, unstructure
+from subcell.core.structuring import PluginSpec, unstructure
 
 #: Libraries whose versions change results; recorded when installed.
 LIBRARIES = ("numpy", "scipy", "scikit-image", "torch", "monai", "zarr", "dask", "tifffile")

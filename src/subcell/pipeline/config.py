@@ -8,14 +8,9 @@ from typing import Any
 
 import attrs
 
-from subcell.core.config import (
-    apply_overrides,
-    deep_merge,
-    load_layers,
-    read_yaml,
-    structure,
-)
+from subcell.core.config import apply_overrides, deep_merge, load_layers, read_yaml
 from subcell.core.errors import ConfigError
+from subcell.core.structuring import structure
 from subcell.pipeline.schemas import STEP_SCHEMAS
 from subcell.registry import Registry, get_registry
 from subcell.registry.registry import suggest

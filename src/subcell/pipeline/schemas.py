@@ -11,7 +11,7 @@ from typing import Literal
 
 import attrs
 
-from subcell.core.config import spec_type
+from subcell.core.structuring import spec_type
 
 StructureSpec = spec_type("structure")
 LabellingSpec = spec_type("labelling")

@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 from rich.console import Console
 
-from subcell.core.config import to_yaml
 from subcell.core.errors import SubcellError
 from subcell.core.omezarr import read_labels
+from subcell.core.structuring import to_yaml
 from subcell.pipeline.config import load_config
 from subcell.pipeline.demo.figure import overview_png
 from subcell.pipeline.simulate import simulate_field, simulation_provenance
