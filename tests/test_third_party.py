@@ -142,3 +142,35 @@ def test_misspelled_hook_in_an_installed_package_is_named(tmp_path):
     assert (
         "unknown hook 'register_microscope' (did you mean 'register_microscopes'?)" in result.stderr
     )
+
+
+def test_two_packages_with_the_same_entry_point_name_both_load(tmp_path):
+    plugin = textwrap.dedent("""\
+        import attrs
+        from subcell.core.hookspecs import hookimpl
+        @attrs.frozen
+        class Config:
+            pass
+        @hookimpl
+        def register_analytics(register):
+            register("count_{n}", Config, lambda c: c, "test analytics {n}")
+        """)
+    for n in (1, 2):
+        site = tmp_path / f"site{n}"
+        site.mkdir()
+        module = f"pkg{n}_plugin"
+        (site / f"{module}.py").write_text(plugin.format(n=n))
+        info = site / f"pkg{n}-1.0.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: pkg{n}\nVersion: 1.0\n")
+        (info / "entry_points.txt").write_text(f"[subcell.plugins]\nmeasure = {module}\n")
+    result = subcell(
+        "plugins",
+        "--json",
+        "--kind",
+        "analytics",
+        path_dirs=[tmp_path / "site1", tmp_path / "site2"],
+    )
+    assert result.returncode == 0 and result.stderr == ""
+    rows = {row["name"]: row["package"] for row in json.loads(result.stdout)}
+    assert rows["count_1"] == "pkg1" and rows["count_2"] == "pkg2"

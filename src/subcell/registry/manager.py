@@ -76,9 +76,11 @@ def build_registry(
             dist = getattr(ep, "dist", None)
             package = dist.name if dist is not None else ep.value.split(".")[0]
             version = dist.version if dist is not None else "unknown"
-            if ep.name in blocked or package in blocked or ep.name in origins:
-                continue
-            _load(manager, registry, origins, ep.name, ep.load, package, version)
+            # Two packages may both call their entry point "io": key plugins by package too.
+            key = ep.name if package == "subcell" else f"{package}:{ep.name}"
+            if ep.name in blocked or package in blocked or key in origins:
+                continue  # blocked, or the same distribution seen twice on sys.path
+            _load(manager, registry, origins, key, ep.name, ep.load, package, version)
     for name, module in BUILTIN_PLUGINS.items():
         if name not in origins and name not in blocked and "subcell" not in blocked:
             # Built-in bugs are ours: let them raise rather than hide behind a warning.
@@ -88,7 +90,7 @@ def build_registry(
     for name, plugin in (extra or {}).items():
         if name in blocked:
             continue
-        _load(manager, registry, origins, name, lambda p=plugin: p, "(registered)", "")
+        _load(manager, registry, origins, name, name, lambda p=plugin: p, "(registered)", "")
 
     for kind in KINDS.values():
         for impl in getattr(manager.hook, kind.hook).get_hookimpls():
@@ -99,11 +101,12 @@ def build_registry(
     return registry
 
 
-def _load(manager, registry, origins, name, load, package, version) -> None:
-    """Register one plugin package; on any failure leave a one-line warning and go on."""
+def _load(manager, registry, origins, key, name, load, package, version) -> None:
+    """Register one plugin package under ``key``; on any failure leave a one-line warning
+    (naming the entry point ``name`` and its package) and go on."""
     try:
         plugin = load()
-        manager.register(plugin, name=name)
+        manager.register(plugin, name=key)
     except Exception as exc:  # noqa: BLE001 - isolation is the point
         registry.warnings.append(
             f"plugin {name!r} from {package} {version} not loaded: {type(exc).__name__}: {exc}"
@@ -112,12 +115,12 @@ def _load(manager, registry, origins, name, load, package, version) -> None:
     try:
         manager.check_pending()
     except pluggy.PluginValidationError as exc:
-        manager.unregister(name=name)
+        manager.unregister(name=key)
         registry.warnings.append(
             f"plugin {name!r} from {package} {version} not loaded: {_pending_message(exc)}"
         )
         return
-    origins[name] = (package, version)
+    origins[key] = (package, version)
 
 
 def _pending_message(exc: pluggy.PluginValidationError) -> str:

@@ -24,7 +24,7 @@ class Registry:
         # (kind, name) -> every package that registered it, when more than one did
         self._conflicts: dict[tuple[str, str], list[str]] = {}
         self.warnings: list[str] = []
-        #: entry-point name -> (distribution name, version) of every loaded plugin package
+        #: plugin key (entry-point name, "package:name" for third parties) -> (package, version)
         self.packages: dict[str, tuple[str, str]] = {}
 
     def add(self, registration: Registration) -> None:
