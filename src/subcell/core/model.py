@@ -103,31 +103,34 @@ class Geometry:
     @classmethod
     def concatenate(cls, parts: list[Geometry]) -> Geometry:
         """Join geometries; instance ids are renumbered to stay unique, classes merged by name."""
-        names: list[str] = []
-        centers, radii, inst, klass = [], [], [], []
-        offset = 0
-        for g in parts:
-            remap = np.array([_index(names, n) for n in g.class_names], dtype=np.int16)
-            centers.append(g.sphere_center_nm)
-            radii.append(g.sphere_radius_nm)
-            inst.append(np.where(g.sphere_instance > 0, g.sphere_instance + offset, 0))
-            klass.append(remap[g.sphere_class] if len(g.sphere_class) else g.sphere_class)
-            offset += g.n_instances
         if not parts:
             return cls.empty()
+        names: list[str] = []
+        inst, klass = [], []
+        offset = 0
+        for g in parts:
+            ids, classes = _relabel(g.sphere_instance, g.sphere_class, g.class_names, names, offset)
+            inst.append(ids)
+            klass.append(classes)
+            offset += g.n_instances
         return cls(
             names,
-            np.concatenate(centers),
-            np.concatenate(radii),
+            np.concatenate([g.sphere_center_nm for g in parts]),
+            np.concatenate([g.sphere_radius_nm for g in parts]),
             np.concatenate(inst),
             np.concatenate(klass),
         )
 
 
-def _index(names: list[str], name: str) -> int:
-    if name not in names:
-        names.append(name)
-    return names.index(name)
+def _relabel(instance, klass, part_names, names: list[str], offset: int):
+    """Shift instance ids (0 stays 0) by ``offset`` and map class indices from
+    ``part_names`` into ``names`` (which grows with names not seen before)."""
+    for name in part_names:
+        if name not in names:
+            names.append(name)
+    remap = np.array([names.index(n) for n in part_names], dtype=np.int16)
+    shifted = np.where(instance > 0, instance + offset, 0)
+    return shifted, (remap[klass] if len(klass) else klass)
 
 
 @attrs.frozen(eq=False)
@@ -157,6 +160,27 @@ class Emitters:
 
     def __len__(self) -> int:
         return len(self.position_nm)
+
+    @classmethod
+    def concatenate(cls, parts: list[Emitters], instance_offsets: list[int]) -> Emitters:
+        """Join emitter sets, shifting part ``i``'s instance ids by ``instance_offsets[i]``
+        and merging classes by name; all parts must have the same number of frames."""
+        if not parts:
+            return cls(np.zeros((0, 3)), [], [], [], ())
+        names: list[str] = []
+        inst, klass = [], []
+        for part, offset in zip(parts, instance_offsets, strict=True):
+            ids, classes = _relabel(part.instance, part.klass, part.class_names, names, offset)
+            inst.append(ids)
+            klass.append(classes)
+        return cls(
+            np.concatenate([p.position_nm for p in parts]),
+            np.concatenate([p.photons for p in parts]),
+            np.concatenate(inst),
+            np.concatenate(klass),
+            tuple(names),
+            np.concatenate([p.on_fraction for p in parts], axis=1),
+        )
 
     @property
     def n_frames(self) -> int:

@@ -114,25 +114,9 @@ def combine(parts: list[tuple[Geometry, Emitters]]) -> tuple[Geometry, Emitters]
     """Join per-structure geometries and their emitters, keeping instance ids unique and
     class indices consistent by class name."""
     geometry = Geometry.concatenate([g for g, _ in parts])
-    names = list(geometry.class_names)
-    positions, photons, instance, klass, on = [], [], [], [], []
-    offset = 0
-    for part_geometry, part_emitters in parts:
-        part_names = part_emitters.class_names or part_geometry.class_names
-        remap = np.array([names.index(n) for n in part_names], dtype=np.int16)
-        positions.append(part_emitters.position_nm)
-        photons.append(part_emitters.photons)
-        instance.append(np.where(part_emitters.instance > 0, part_emitters.instance + offset, 0))
-        klass.append(remap[part_emitters.klass] if len(part_emitters) else part_emitters.klass)
-        on.append(part_emitters.on_fraction)
-        offset += part_geometry.n_instances
-    if not parts:
-        return geometry, Emitters(np.zeros((0, 3)), [], [], [], ())
-    return geometry, Emitters(
-        np.concatenate(positions),
-        np.concatenate(photons),
-        np.concatenate(instance),
-        np.concatenate(klass),
-        tuple(names),
-        np.concatenate(on, axis=1),
-    )
+    offsets = np.cumsum([0] + [g.n_instances for g, _ in parts])[:-1].tolist()
+    # A labelling that names no classes inherits its geometry's.
+    emitters = [
+        e if e.class_names else attrs.evolve(e, class_names=g.class_names) for g, e in parts
+    ]
+    return geometry, Emitters.concatenate(emitters, offsets)
