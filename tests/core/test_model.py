@@ -17,22 +17,22 @@ def test_field_extent_and_validation():
 
 
 def test_geometry_concatenate_renumbers_instances_and_merges_classes():
-    a = Geometry(("bead",), [[0, 0, 0], [0, 1, 1]], [10, 20], [1, 2], [0, 0])
-    b = Geometry(("vesicle", "bead"), [[0, 5, 5], [0, 6, 6]], [30, 40], [1, 2], [0, 1])
+    a = Geometry.spheres(("bead",), [[0, 0, 0], [0, 1, 1]], [10, 20], [1, 2], [0, 0])
+    b = Geometry.spheres(("vesicle", "bead"), [[0, 5, 5], [0, 6, 6]], [30, 40], [1, 2], [0, 1])
     joined = Geometry.concatenate([a, b])
     assert joined.class_names == ("bead", "vesicle")
-    assert joined.sphere_instance.tolist() == [1, 2, 3, 4]
-    assert joined.sphere_class.tolist() == [0, 0, 1, 0]
+    assert joined.instance.tolist() == [1, 2, 3, 4]
+    assert joined.klass.tolist() == [0, 0, 1, 0]
     assert joined.n_instances == 4
 
 
 def test_geometry_rejects_inconsistent_arrays():
-    with pytest.raises(ValueError, match="sphere_radius_nm has 1 entries, expected 2"):
-        Geometry(("bead",), [[0, 0, 0], [1, 1, 1]], [1], [1, 2], [0, 0])
+    with pytest.raises(ValueError, match="radius_nm has 1 entries, expected 2"):
+        Geometry.spheres(("bead",), [[0, 0, 0], [1, 1, 1]], [1], [1, 2], [0, 0])
     with pytest.raises(ValueError, match="no entry in class_names"):
-        Geometry(("bead",), [[0, 0, 0]], [1], [1], [1])
+        Geometry.spheres(("bead",), [[0, 0, 0]], [1], [1], [1])
     with pytest.raises(ValueError, match=">= 0 nm"):
-        Geometry(("bead",), [[0, 0, 0]], [-1], [1], [0])
+        Geometry.spheres(("bead",), [[0, 0, 0]], [-1], [1], [0])
 
 
 def test_emitters_default_on_fraction_and_frame_photons():

@@ -72,8 +72,8 @@ def test_movie_has_time_axis(config):
 
 
 def test_combine_keeps_classes_by_name():
-    g1 = Geometry(("a",), [[0, 0, 0]], [1], [1], [0])
-    g2 = Geometry(("b",), [[0, 1, 1]], [1], [1], [0])
+    g1 = Geometry.spheres(("a",), [[0, 0, 0]], [1], [1], [0])
+    g2 = Geometry.spheres(("b",), [[0, 1, 1]], [1], [1], [0])
     e1 = Emitters([[0, 0, 0]], [1], [1], [0], ("a",))
     e2 = Emitters([[0, 1, 1], [0, 1, 2]], [1, 1], [1, 1], [0, 0], ("b",))
     geometry, emitters = combine([(g1, e1), (g2, e2)])

@@ -16,7 +16,7 @@ def _generate(config, field=FIELD, seed=0):
 
 
 def test_count_drawn_in_inclusive_range():
-    counts = [len(_generate(BeadsConfig(count=(2, 4)), seed=s).sphere_radius_nm) for s in range(60)]
+    counts = [len(_generate(BeadsConfig(count=(2, 4)), seed=s).radius_nm) for s in range(60)]
     # Every value of the inclusive range appears, nothing outside it.
     assert set(counts) == {2, 3, 4}
 
@@ -24,16 +24,16 @@ def test_count_drawn_in_inclusive_range():
 def test_ids_classes_and_diameter():
     geom = _generate(BeadsConfig(count=(7, 7), diameter_nm=200))
     assert geom.class_names == ("bead",)
-    np.testing.assert_array_equal(geom.sphere_instance, np.arange(1, 8))
-    np.testing.assert_array_equal(geom.sphere_class, 0)
-    np.testing.assert_allclose(geom.sphere_radius_nm, 100.0)
+    np.testing.assert_array_equal(geom.instance, np.arange(1, 8))
+    np.testing.assert_array_equal(geom.klass, 0)
+    np.testing.assert_allclose(geom.radius_nm, 100.0)
 
 
 def test_beads_stay_inside_margins():
     cfg = BeadsConfig(count=(200, 200), diameter_nm=300, diameter_sd_nm=60, margin_nm=250)
     geom = _generate(cfg)
-    r = geom.sphere_radius_nm
-    yx = geom.sphere_center_nm[:, 1:]
+    r = geom.radius_nm
+    yx = geom.center_nm[:, 1:]
     extent = FIELD.extent_nm[1:]
     assert (yx - r[:, None] >= 250 - 1e-9).all()
     assert (yx + r[:, None] <= extent - 250 + 1e-9).all()
@@ -47,12 +47,12 @@ def test_beads_stay_inside_margins():
 
 def test_focal_plane_z_is_field_centre():
     geom = _generate(BeadsConfig(count=(10, 10)), field=STACK)
-    np.testing.assert_allclose(geom.sphere_center_nm[:, 0], 1000.0)
+    np.testing.assert_allclose(geom.center_nm[:, 0], 1000.0)
 
 
 def test_uniform_z_spans_the_depth():
     cfg = BeadsConfig(count=(400, 400), diameter_nm=200, z_placement="uniform")
-    z = _generate(cfg, field=STACK).sphere_center_nm[:, 0]
+    z = _generate(cfg, field=STACK).center_nm[:, 0]
     assert z.min() >= 100 and z.max() <= 1900
     # Uniform on [100, 1900]: sd = 1800 / sqrt(12) ~ 519.6 nm, within 10 %.
     assert abs(z.std() - 1800 / np.sqrt(12)) < 52
@@ -60,7 +60,7 @@ def test_uniform_z_spans_the_depth():
 
 def test_min_separation_honoured():
     cfg = BeadsConfig(count=(40, 40), min_separation_nm=500)
-    c = _generate(cfg).sphere_center_nm
+    c = _generate(cfg).center_nm
     d = np.linalg.norm(c[:, None] - c[None], axis=-1)
     assert d[np.triu_indices(len(c), 1)].min() >= 500
 
@@ -80,18 +80,18 @@ def test_same_seed_same_bytes():
     cfg = BeadsConfig(diameter_sd_nm=20, min_separation_nm=200, z_placement="uniform")
     a, b = _generate(cfg, STACK, seed=3), _generate(cfg, STACK, seed=3)
     c = _generate(cfg, STACK, seed=4)
-    assert a.sphere_center_nm.tobytes() == b.sphere_center_nm.tobytes()
-    assert a.sphere_radius_nm.tobytes() == b.sphere_radius_nm.tobytes()
-    assert a.sphere_center_nm.shape != c.sphere_center_nm.shape or not np.array_equal(
-        a.sphere_center_nm, c.sphere_center_nm
+    assert a.center_nm.tobytes() == b.center_nm.tobytes()
+    assert a.radius_nm.tobytes() == b.radius_nm.tobytes()
+    assert a.center_nm.shape != c.center_nm.shape or not np.array_equal(
+        a.center_nm, c.center_nm
     )
 
 
 def test_point_source_has_zero_radius_but_keeps_margin():
     cfg = BeadsConfig(count=(30, 30), diameter_nm=400, margin_nm=0, point_source=True)
     geom = _generate(cfg)
-    np.testing.assert_array_equal(geom.sphere_radius_nm, 0.0)
-    assert (geom.sphere_center_nm[:, 1:] >= 200).all()
+    np.testing.assert_array_equal(geom.radius_nm, 0.0)
+    assert (geom.center_nm[:, 1:] >= 200).all()
 
 
 @pytest.mark.parametrize(

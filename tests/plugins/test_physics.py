@@ -38,7 +38,7 @@ def _rng(seed=0):
 
 def _spheres(n, radius, klass=0, names=("vesicle",)):
     centres = np.column_stack([np.full(n, 250.0), np.arange(n) * 3000.0, np.full(n, 1000.0)])
-    return Geometry(names, centres, np.full(n, radius), np.arange(1, n + 1), np.full(n, klass))
+    return Geometry.spheres(names, centres, np.full(n, radius), np.arange(1, n + 1), np.full(n, klass))
 
 
 def _emitters(position_nm, instance=None, klass=None, names=("thing",)):
@@ -64,7 +64,7 @@ def test_surface_count_poisson_and_on_the_sphere():
     counts = np.bincount(em.instance, minlength=401)[1:]
     # Poisson: variance / mean = 1 (400 spheres: within 20 %).
     assert abs(counts.var() / counts.mean() - 1) < 0.2
-    centre = geom.sphere_center_nm[em.instance - 1]
+    centre = geom.center_nm[em.instance - 1]
     r = np.linalg.norm(em.position_nm - centre, axis=1)
     np.testing.assert_allclose(r, 100.0, atol=1e-9)
     # Uniform on the sphere: mean direction 0, second moments 1/3 (within 2 %).
@@ -78,7 +78,7 @@ def test_volume_radial_distribution():
     em = VolumeLabelling(VolumeLabellingConfig(density_per_um3=20000)).label(geom, _rng())
     expected = 50 * 20000 * 4 / 3 * np.pi * 200.0**3 / 1e9  # ~33 510
     assert abs(len(em) - expected) < 3 * np.sqrt(expected)
-    r = np.linalg.norm(em.position_nm - geom.sphere_center_nm[em.instance - 1], axis=1)
+    r = np.linalg.norm(em.position_nm - geom.center_nm[em.instance - 1], axis=1)
     assert r.max() <= 200.0
     # Mean radius of a uniform ball is 3R/4 (within 1 %), and the CDF is (r/R)^3.
     assert abs(r.mean() / 150.0 - 1) < 0.01
@@ -96,7 +96,7 @@ def test_point_sources_get_exactly_one_emitter(labelling):
     geom = _spheres(5, 0.0)
     em = labelling.label(geom, _rng())
     assert len(em) == 5
-    np.testing.assert_array_equal(em.position_nm, geom.sphere_center_nm)
+    np.testing.assert_array_equal(em.position_nm, geom.center_nm)
     np.testing.assert_array_equal(em.instance, np.arange(1, 6))
 
 
@@ -108,7 +108,7 @@ def test_zero_density_allows_empty_spheres():
 
 
 def test_labelling_carries_ids_classes_and_brightness():
-    geom = Geometry(("a", "b"), [[0, 0, 0], [0, 5000, 0]], [300.0, 300.0], [4, 9], [1, 0])
+    geom = Geometry.spheres(("a", "b"), [[0, 0, 0], [0, 5000, 0]], [300.0, 300.0], [4, 9], [1, 0])
     cfg = SurfaceLabellingConfig(photons_per_emitter=500, photons_sd_fraction=0.3)
     em = SurfaceLabelling(cfg).label(geom, _rng())
     assert em.class_names == ("a", "b")
@@ -277,7 +277,7 @@ def test_physics_min_emitters():
 
 
 def test_physics_shell_projects_to_filled_disc():
-    geom = Geometry(("vesicle",), [[250.0, 640.0, 640.0]], [400.0], [1], [0])
+    geom = Geometry.spheres(("vesicle",), [[250.0, 640.0, 640.0]], [400.0], [1], [0])
     em = SurfaceLabelling(SurfaceLabellingConfig(density_per_um2=3000)).label(geom, _rng())
     masks = PhysicsProjection(PhysicsProjectionConfig()).masks(geom, em, PLANE)
     area = masks.semantic.sum()
@@ -325,7 +325,7 @@ def test_physics_z_stack_assigns_planes_and_classes():
 
 
 def test_geometry_projection_disc_area():
-    geom = Geometry(("vesicle",), [[-900.0, 631.0, 655.0]], [300.0], [3], [0])
+    geom = Geometry.spheres(("vesicle",), [[-900.0, 631.0, 655.0]], [300.0], [3], [0])
     masks = GeometryProjection(GeometryProjectionConfig()).masks(geom, None, PLANE)
     assert abs(masks.semantic.sum() / (np.pi * 300**2 / 20**2) - 1) < 0.05
     assert (masks.instances == 3).sum() == masks.semantic.sum()
@@ -333,7 +333,7 @@ def test_geometry_projection_disc_area():
 
 def test_geometry_projection_cross_sections_in_a_stack():
     field = Field((10, 64, 64), (100.0, 20.0, 20.0))
-    geom = Geometry(("vesicle",), [[450.0, 640.0, 640.0]], [400.0], [1], [0])
+    geom = Geometry.spheres(("vesicle",), [[450.0, 640.0, 640.0]], [400.0], [1], [0])
     masks = GeometryProjection(GeometryProjectionConfig()).masks(geom, None, field)
     area = masks.semantic[0].sum(axis=(1, 2))
     dz = (np.arange(10) + 0.5) * 100 - 450
@@ -344,7 +344,7 @@ def test_geometry_projection_cross_sections_in_a_stack():
 
 
 def test_geometry_projection_point_source_and_deepest_wins():
-    geom = Geometry(
+    geom = Geometry.spheres(
         ("bead",),
         [[0, 410.0, 239.9], [0, 640, 600], [0, 640, 700]],
         [0.0, 200.0, 100.0],

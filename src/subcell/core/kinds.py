@@ -82,12 +82,29 @@ class NoiseModel(Protocol):
 
     def apply(self, expected_photons: np.ndarray, rng: np.random.Generator) -> np.ndarray: ...
 
+    def noise_sd_photons(self, expected_photons: np.ndarray) -> np.ndarray:
+        """Standard deviation of the noise at each expected photon level, in photons."""
+        ...
+
 
 @runtime_checkable
 class GroundTruthRule(Protocol):
-    """Derives masks from what was simulated (never from the noisy image)."""
+    """Derives masks from what was simulated (never from the noisy image).
 
-    def masks(self, geometry: Geometry, emitters: Emitters, field: Field) -> Masks: ...
+    ``clean`` is the noise-free image (C, Z, Y, X) in expected photons and ``noise`` the
+    noise model that will be applied to it; rules that threshold the clean image use them,
+    the others ignore them.
+    """
+
+    def masks(
+        self,
+        geometry: Geometry,
+        emitters: Emitters,
+        field: Field,
+        *,
+        clean: np.ndarray | None = None,
+        noise: NoiseModel | None = None,
+    ) -> Masks: ...
 
 
 @runtime_checkable

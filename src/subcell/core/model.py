@@ -70,35 +70,64 @@ def _array(dtype, ndim: int | None = None, last: int | None = None):
 
 @attrs.frozen(eq=False)
 class Geometry:
-    """Structures as primitives in nm, each with an instance id (1..n) and a class index.
+    """Structures as capsules in nm, each with an instance id (1..n) and a class index.
 
-    ``class_names[k]`` names class ``k``. Spheres are (centre, radius); a labelling decides
-    whether their surface (membrane) or their volume (lumen) carries dye.
+    A capsule is the set of points within ``radius_nm`` of the segment from ``start_nm`` to
+    ``end_nm``: a cylinder with hemispherical (closed) ends. A sphere is a capsule whose
+    start and end coincide; a point source is a sphere of radius 0. An instance is the union
+    of all capsules carrying its id, so a curved or branched tube is a chain of short
+    capsules. ``class_names[k]`` names class ``k``. A labelling decides whether the surface
+    (membrane) or the volume (lumen) of the union carries dye.
     """
 
     class_names: tuple[str, ...] = attrs.field(converter=tuple)
-    sphere_center_nm: np.ndarray = _array(np.float64, 2, 3)
-    sphere_radius_nm: np.ndarray = _array(np.float64, 1)
-    sphere_instance: np.ndarray = _array(np.int32, 1)
-    sphere_class: np.ndarray = _array(np.int16, 1)
+    start_nm: np.ndarray = _array(np.float64, 2, 3)
+    end_nm: np.ndarray = _array(np.float64, 2, 3)
+    radius_nm: np.ndarray = _array(np.float64, 1)
+    instance: np.ndarray = _array(np.int32, 1)
+    klass: np.ndarray = _array(np.int16, 1)
 
     def __attrs_post_init__(self):
-        n = len(self.sphere_center_nm)
-        for name in ("sphere_radius_nm", "sphere_instance", "sphere_class"):
+        n = len(self.start_nm)
+        for name in ("end_nm", "radius_nm", "instance", "klass"):
             if len(getattr(self, name)) != n:
                 raise ValueError(f"{name} has {len(getattr(self, name))} entries, expected {n}")
-        if n and (self.sphere_radius_nm < 0).any():
-            raise ValueError("sphere radii must be >= 0 nm")
-        if n and self.sphere_class.max() >= len(self.class_names):
-            raise ValueError("a sphere class index has no entry in class_names")
+        if n and (self.radius_nm < 0).any():
+            raise ValueError("capsule radii must be >= 0 nm")
+        if n and (self.klass.max() >= len(self.class_names) or self.klass.min() < 0):
+            raise ValueError("a capsule class index has no entry in class_names")
+
+    def __len__(self) -> int:
+        return len(self.start_nm)
+
+    @classmethod
+    def spheres(cls, class_names, center_nm, radius_nm, instance, klass) -> Geometry:
+        """Spheres (zero-length capsules) at ``center_nm`` (M, 3) with ``radius_nm`` (M,)."""
+        center = np.asarray(center_nm, dtype=np.float64).reshape(-1, 3)
+        return cls(class_names, center, center.copy(), radius_nm, instance, klass)
+
+    @property
+    def center_nm(self) -> np.ndarray:
+        """Midpoint of each capsule (the centre of a sphere), (M, 3)."""
+        return 0.5 * (self.start_nm + self.end_nm)
+
+    @property
+    def length_nm(self) -> np.ndarray:
+        """Length of each capsule's axis segment (0 for a sphere), (M,)."""
+        return np.linalg.norm(self.end_nm - self.start_nm, axis=1)
 
     @property
     def n_instances(self) -> int:
-        return int(self.sphere_instance.max()) if len(self.sphere_instance) else 0
+        return int(self.instance.max()) if len(self.instance) else 0
 
     @classmethod
     def empty(cls, class_names=()) -> Geometry:
-        return cls(class_names, np.zeros((0, 3)), [], [], [])
+        return cls(class_names, np.zeros((0, 3)), np.zeros((0, 3)), [], [], [])
+
+    def shifted(self, shift_nm: np.ndarray) -> Geometry:
+        """The geometry with instance ``i`` translated by ``shift_nm[i]`` ((I + 1, 3), nm)."""
+        offset = np.asarray(shift_nm, dtype=np.float64)[self.instance]
+        return attrs.evolve(self, start_nm=self.start_nm + offset, end_nm=self.end_nm + offset)
 
     @classmethod
     def concatenate(cls, parts: list[Geometry]) -> Geometry:
@@ -109,14 +138,15 @@ class Geometry:
         inst, klass = [], []
         offset = 0
         for g in parts:
-            ids, classes = _relabel(g.sphere_instance, g.sphere_class, g.class_names, names, offset)
+            ids, classes = _relabel(g.instance, g.klass, g.class_names, names, offset)
             inst.append(ids)
             klass.append(classes)
             offset += g.n_instances
         return cls(
             names,
-            np.concatenate([g.sphere_center_nm for g in parts]),
-            np.concatenate([g.sphere_radius_nm for g in parts]),
+            np.concatenate([g.start_nm for g in parts]),
+            np.concatenate([g.end_nm for g in parts]),
+            np.concatenate([g.radius_nm for g in parts]),
             np.concatenate(inst),
             np.concatenate(klass),
         )
@@ -139,6 +169,8 @@ class Emitters:
 
     ``on_fraction`` has shape (T, N): the fraction of frame ``t`` that emitter ``n`` spent
     in its emitting state (1 everywhere for an always-on dye, T = 1 for a single frame).
+    ``shift_nm``, when set, has shape (T, I + 1, 3): the rigid translation of instance ``i``
+    in frame ``t`` (structures moving between frames); row 0 is for instance 0.
     """
 
     position_nm: np.ndarray = _array(np.float64, 2, 3)
@@ -147,6 +179,7 @@ class Emitters:
     klass: np.ndarray = _array(np.int16, 1)
     class_names: tuple[str, ...] = attrs.field(converter=tuple, default=())
     on_fraction: np.ndarray | None = attrs.field(default=None)
+    shift_nm: np.ndarray | None = attrs.field(default=None)
 
     def __attrs_post_init__(self):
         n = len(self.position_nm)
@@ -157,6 +190,13 @@ class Emitters:
             object.__setattr__(self, "on_fraction", np.ones((1, n), dtype=np.float32))
         elif self.on_fraction.ndim != 2 or self.on_fraction.shape[1] != n:
             raise ValueError(f"on_fraction must have shape (T, {n}), got {self.on_fraction.shape}")
+        if self.shift_nm is not None:
+            need = int(self.instance.max()) + 1 if n else 1
+            shape = self.shift_nm.shape
+            if len(shape) != 3 or shape[0] != self.n_frames or shape[1] < need or shape[2] != 3:
+                raise ValueError(
+                    f"shift_nm must have shape ({self.n_frames}, >={need}, 3), got {shape}"
+                )
 
     def __len__(self) -> int:
         return len(self.position_nm)
@@ -164,9 +204,12 @@ class Emitters:
     @classmethod
     def concatenate(cls, parts: list[Emitters], instance_offsets: list[int]) -> Emitters:
         """Join emitter sets, shifting part ``i``'s instance ids by ``instance_offsets[i]``
-        and merging classes by name; all parts must have the same number of frames."""
+        and merging classes by name; all parts must have the same number of frames and no
+        motion yet (motion is applied to the joined set)."""
         if not parts:
             return cls(np.zeros((0, 3)), [], [], [], ())
+        if any(p.shift_nm is not None for p in parts):
+            raise ValueError("join emitters before applying motion (shift_nm is set)")
         names: list[str] = []
         inst, klass = [], []
         for part, offset in zip(parts, instance_offsets, strict=True):
@@ -189,6 +232,21 @@ class Emitters:
     def frame_photons(self, frame: int) -> np.ndarray:
         """Mean photons each emitter gives in ``frame``."""
         return self.photons * self.on_fraction[frame]
+
+    def positions(self, frame: int = 0) -> np.ndarray:
+        """Emitter positions (N, 3) in nm in ``frame``, with their instance's motion."""
+        if self.shift_nm is None:
+            return self.position_nm
+        return self.position_nm + self.shift_nm[frame][self.instance]
+
+    def at_frame(self, frame: int) -> Emitters:
+        """A single-frame, motionless copy: positions, and on-fraction, of ``frame``."""
+        return attrs.evolve(
+            self,
+            position_nm=self.positions(frame),
+            on_fraction=self.on_fraction[frame : frame + 1],
+            shift_nm=None,
+        )
 
 
 @attrs.frozen(eq=False)

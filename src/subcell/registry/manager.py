@@ -33,6 +33,8 @@ BLOCK_ENV = "SUBCELL_BLOCK_PLUGINS"
 #: entry points; this table also serves a source tree that was never pip-installed.
 BUILTIN_PLUGINS: dict[str, str] = {
     "beads": "subcell.plugins.beads",
+    "mitochondria": "subcell.plugins.mitochondria",
+    "vesicles": "subcell.plugins.vesicles",
     "physics": "subcell.plugins.physics",
     "microscopes": "subcell.plugins.microscopes",
     "networks": "subcell.plugins.networks",

@@ -54,7 +54,7 @@ class LipidDroplets:
                     kept.append(float(radius))
                     break
         n = len(kept)
-        return Geometry(
+        return Geometry.spheres(
             ("lipid_droplet",),
             np.reshape(centers, (n, 3)),
             kept,

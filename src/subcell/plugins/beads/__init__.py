@@ -118,7 +118,7 @@ class Beads:
         centres = _place(low, high, cfg.min_separation_nm, rng)
         if cfg.point_source:
             radii = np.zeros(n)
-        return Geometry(
+        return Geometry.spheres(
             self.class_names,
             centres,
             radii,

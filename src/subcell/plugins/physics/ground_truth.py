@@ -76,7 +76,9 @@ class PhysicsProjection:
     def __init__(self, config: PhysicsProjectionConfig):
         self.config = config
 
-    def masks(self, geometry: Geometry, emitters: Emitters, field: Field) -> Masks:
+    def masks(
+        self, geometry: Geometry, emitters: Emitters, field: Field, *, clean=None, noise=None
+    ) -> Masks:
         """Rasterise ``emitters`` onto ``field``.
 
         Parameters
@@ -187,7 +189,15 @@ class GeometryProjection:
     def __init__(self, config: GeometryProjectionConfig):
         self.config = config
 
-    def masks(self, geometry: Geometry, emitters: Emitters | None, field: Field) -> Masks:
+    def masks(
+        self,
+        geometry: Geometry,
+        emitters: Emitters | None,
+        field: Field,
+        *,
+        clean=None,
+        noise=None,
+    ) -> Masks:
         """Draw the spheres of ``geometry`` on ``field``.
 
         Parameters
@@ -208,11 +218,11 @@ class GeometryProjection:
         semantic = np.zeros((len(names),) + field.shape, dtype=np.uint8)
         instances = np.zeros(field.shape, dtype=np.uint32)
         depth = np.full(field.shape, np.inf, dtype=np.float32)
-        for i in range(len(geometry.sphere_radius_nm)):
+        for i in range(len(geometry.radius_nm)):
             for plane, sl, inside, d in _sphere_planes(geometry, i, field):
-                k = geometry.sphere_class[i]
+                k = geometry.klass[i]
                 semantic[k, plane][sl] |= inside.astype(np.uint8)
-                inst = geometry.sphere_instance[i]
+                inst = geometry.instance[i]
                 if inst > 0:
                     win = inside & (d < depth[plane][sl])
                     depth[plane][sl][win] = d[win]
@@ -222,8 +232,8 @@ class GeometryProjection:
 
 def _sphere_planes(geometry: Geometry, i: int, field: Field):
     """Yield (plane, (y, x) slices, inside mask, normalised depth²) for sphere ``i``."""
-    centre = geometry.sphere_center_nm[i]
-    radius = float(geometry.sphere_radius_nm[i])
+    centre = geometry.center_nm[i]
+    radius = float(geometry.radius_nm[i])
     vz, vy, vx = field.voxel_nm
     n_z, n_y, n_x = field.shape
     home = np.floor(centre / np.asarray(field.voxel_nm)).astype(int)

@@ -103,7 +103,7 @@ class SurfaceLabelling:
             Positions (nm), photons, and the instance, class and class names of the sphere
             each emitter sits on.
         """
-        radius = geometry.sphere_radius_nm
+        radius = geometry.radius_nm
         mean = self.config.density_per_um2 * 4 * np.pi * radius**2 / _NM2_PER_UM2
         return _label(geometry, mean, _on_sphere, self.config, rng)
 
@@ -136,7 +136,7 @@ class VolumeLabelling:
             Positions (nm), photons, and the instance, class and class names of the sphere
             each emitter sits in.
         """
-        radius = geometry.sphere_radius_nm
+        radius = geometry.radius_nm
         mean = self.config.density_per_um3 * 4 / 3 * np.pi * radius**3 / _NM3_PER_UM3
         return _label(geometry, mean, _in_ball, self.config, rng)
 
@@ -162,17 +162,17 @@ def _in_ball(radius: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 def _label(geometry: Geometry, mean_count, offsets, config, rng) -> Emitters:
     """Poisson counts per sphere (1 for point sources), then vectorised placement."""
-    radius = geometry.sphere_radius_nm
+    radius = geometry.radius_nm
     counts = rng.poisson(mean_count) if len(radius) else np.zeros(0, dtype=np.int64)
     counts = np.where(radius == 0, 1, counts)
     sphere = np.repeat(np.arange(len(radius)), counts)
-    position = geometry.sphere_center_nm[sphere] + offsets(radius[sphere], rng)
+    position = geometry.center_nm[sphere] + offsets(radius[sphere], rng)
     photons = _brightness(len(sphere), config, rng)
     return Emitters(
         position_nm=position,
         photons=photons,
-        instance=geometry.sphere_instance[sphere],
-        klass=geometry.sphere_class[sphere],
+        instance=geometry.instance[sphere],
+        klass=geometry.klass[sphere],
         class_names=geometry.class_names,
     )
 

@@ -1,0 +1,1 @@
+"""The `mitochondria` structure (being written)."""

@@ -1,0 +1,1 @@
+"""The `vesicles` structure (being written)."""
