@@ -91,9 +91,9 @@ class NoiseModel(Protocol):
 class GroundTruthRule(Protocol):
     """Derives masks from what was simulated (never from the noisy image).
 
-    ``clean`` is the noise-free image (C, Z, Y, X) in expected photons and ``noise`` the
-    noise model that will be applied to it; rules that threshold the clean image use them,
-    the others ignore them.
+    ``clean`` is the noise-free image (C, Z, Y, X) in expected photons, ``noise`` the noise
+    model applied to it and ``microscope`` the optics that formed it; rules that threshold
+    the clean image or need the PSF use them, the others ignore them.
     """
 
     def masks(
@@ -104,6 +104,7 @@ class GroundTruthRule(Protocol):
         *,
         clean: np.ndarray | None = None,
         noise: NoiseModel | None = None,
+        microscope: Microscope | None = None,
     ) -> Masks: ...
 
 

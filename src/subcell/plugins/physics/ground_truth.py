@@ -77,7 +77,7 @@ class PhysicsProjection:
         self.config = config
 
     def masks(
-        self, geometry: Geometry, emitters: Emitters, field: Field, *, clean=None, noise=None
+        self, geometry: Geometry, emitters: Emitters, field: Field, *, clean=None, noise=None, microscope=None
     ) -> Masks:
         """Rasterise ``emitters`` onto ``field``.
 
@@ -197,6 +197,7 @@ class GeometryProjection:
         *,
         clean=None,
         noise=None,
+        microscope=None,
     ) -> Masks:
         """Draw the spheres of ``geometry`` on ``field``.
 
