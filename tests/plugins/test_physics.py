@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from subcell.core.errors import VolumeError
 from subcell.core.model import Emitters, Field, Geometry
 from subcell.plugins import physics
 from subcell.plugins.beads import Beads, BeadsConfig
@@ -15,16 +14,10 @@ from subcell.plugins.physics import (
     BleachingConfig,
     Blinking,
     BlinkingConfig,
-    Emccd,
-    EmccdConfig,
     GeometryProjection,
     GeometryProjectionConfig,
-    PhysicsProjection,
-    PhysicsProjectionConfig,
-    Poisson,
-    PoissonConfig,
-    PoissonGaussian,
-    PoissonGaussianConfig,
+    Physics,
+    PhysicsConfig,
     SurfaceLabelling,
     SurfaceLabellingConfig,
     VolumeLabelling,
@@ -38,7 +31,9 @@ def _rng(seed=0):
 
 def _spheres(n, radius, klass=0, names=("vesicle",)):
     centres = np.column_stack([np.full(n, 250.0), np.arange(n) * 3000.0, np.full(n, 1000.0)])
-    return Geometry.spheres(names, centres, np.full(n, radius), np.arange(1, n + 1), np.full(n, klass))
+    return Geometry.spheres(
+        names, centres, np.full(n, radius), np.arange(1, n + 1), np.full(n, klass)
+    )
 
 
 def _emitters(position_nm, instance=None, klass=None, names=("thing",)):
@@ -200,163 +195,7 @@ def test_frame_interval_shorter_than_exposure_rejected():
         BlinkingConfig(exposure_s=0.1, frame_interval_s=0.05)
 
 
-# --- noise --------------------------------------------------------------------------------
-
-FLAT = np.full((512, 512), 100.0)
-
-
-def test_poisson_gaussian_mean_and_variance():
-    cfg = PoissonGaussianConfig(qe=0.8, read_noise_e=3.0, gain_adu_per_e=2.0, offset_adu=100)
-    out = PoissonGaussian(cfg).apply(FLAT, _rng())
-    assert out.dtype == np.float32 and out.shape == FLAT.shape
-    signal = out.astype(float) - 100
-    assert abs(signal.mean() / (0.8 * 100 * 2) - 1) < 0.02
-    # Rounding to whole ADU adds 1/12 ADU² of variance.
-    assert abs(out.var() / (4 * (80 + 9) + 1 / 12) - 1) < 0.02
-    np.testing.assert_array_equal(out, np.rint(out))
-
-
-def test_poisson_gaussian_clips_to_bit_depth_and_casts():
-    cfg = PoissonGaussianConfig(bit_depth=12, output_dtype="uint16")
-    out = PoissonGaussian(cfg).apply(np.array([[0.0, 1e6]]), _rng())
-    assert out.dtype == np.uint16 and out[0, 1] == 4095
-    with pytest.raises(ValueError, match="bit_depth"):
-        PoissonGaussianConfig(bit_depth=20, output_dtype="uint16")
-
-
-def test_emccd_excess_noise_factor_two():
-    cfg = EmccdConfig(qe=1.0, em_gain=300, read_noise_e=10, gain_adu_per_e=0.1, offset_adu=100)
-    out = Emccd(cfg).apply(np.full((256, 256), 20.0), _rng()).astype(float)
-    electrons = (out - 100) / 0.1
-    assert abs(electrons.mean() / (300 * 20) - 1) < 0.02
-    excess = (electrons.var() - 10**2) / (300**2 * 20)
-    assert abs(excess - 2) < 0.1
-
-
-def test_emccd_dark_pixels_stay_at_offset():
-    cfg = EmccdConfig(read_noise_e=0.0)
-    np.testing.assert_array_equal(Emccd(cfg).apply(np.zeros((8, 8)), _rng()), 100.0)
-
-
-def test_poisson_counts():
-    out = Poisson(PoissonConfig(qe=0.5)).apply(FLAT, _rng())
-    assert abs(out.mean() / 50 - 1) < 0.02 and abs(out.var() / 50 - 1) < 0.02
-
-
-@pytest.mark.parametrize(
-    "model",
-    [Poisson(PoissonConfig()), PoissonGaussian(PoissonGaussianConfig()), Emccd(EmccdConfig())],
-)
-def test_noise_same_seed_same_bytes_and_rejects_nan(model):
-    img = np.linspace(0, 50, 64).reshape(8, 8)
-    assert model.apply(img, _rng(5)).tobytes() == model.apply(img, _rng(5)).tobytes()
-    with pytest.raises(VolumeError):
-        model.apply(np.full((2, 2), np.nan), _rng())
-
-
-# --- ground truth -------------------------------------------------------------------------
-
-PLANE = Field((1, 64, 64), (500.0, 20.0, 20.0))
-
-
-def test_physics_single_emitter_one_pixel():
-    em = _emitters([[-3000.0, 410.0, 239.9]], instance=np.array([7]))
-    masks = PhysicsProjection(PhysicsProjectionConfig()).masks(Geometry.empty(), em, PLANE)
-    assert masks.semantic.shape == (1, 1, 64, 64) and masks.semantic.dtype == np.uint8
-    assert masks.semantic.sum() == 1 and masks.semantic[0, 0, 20, 11] == 1
-    assert masks.instances.dtype == np.uint32 and masks.instances[0, 20, 11] == 7
-    assert (masks.instances > 0).sum() == 1
-
-
-def test_physics_min_emitters():
-    em = _emitters([[0, 10, 10], [0, 15, 15], [0, 50, 50]])
-    masks = PhysicsProjection(PhysicsProjectionConfig(min_emitters=2)).masks(
-        Geometry.empty(), em, PLANE
-    )
-    assert masks.semantic.sum() == 1 and masks.semantic[0, 0, 0, 0] == 1
-
-
-def test_physics_shell_projects_to_filled_disc():
-    geom = Geometry.spheres(("vesicle",), [[250.0, 640.0, 640.0]], [400.0], [1], [0])
-    em = SurfaceLabelling(SurfaceLabellingConfig(density_per_um2=3000)).label(geom, _rng())
-    masks = PhysicsProjection(PhysicsProjectionConfig()).masks(geom, em, PLANE)
-    area = masks.semantic.sum()
-    assert abs(area / (np.pi * 400**2 / 20**2) - 1) < 0.10
-    np.testing.assert_array_equal(masks.instances > 0, masks.semantic[0] > 0)
-
-
-def test_physics_fill_holes_turns_ring_into_disc():
-    angle = np.linspace(0, 2 * np.pi, 2000, endpoint=False)
-    ring = np.column_stack([np.zeros(2000), 640 + 300 * np.sin(angle), 640 + 300 * np.cos(angle)])
-    em = _emitters(ring)
-    filled = PhysicsProjection(PhysicsProjectionConfig()).masks(Geometry.empty(), em, PLANE)
-    hollow = PhysicsProjection(PhysicsProjectionConfig(fill_holes=False)).masks(
-        Geometry.empty(), em, PLANE
-    )
-    disc = np.pi * 300**2 / 20**2
-    assert abs(filled.semantic.sum() / disc - 1) < 0.10
-    assert hollow.semantic.sum() < 0.4 * disc
-    assert filled.instances[0, 32, 32] == 1 and hollow.instances[0, 32, 32] == 0
-
-
-def test_physics_overlap_goes_to_instance_with_more_emitters():
-    pos = [[0, 105, 105]] * 4 + [[0, 110, 110]] * 3
-    em = _emitters(pos, instance=np.array([1, 2, 2, 2, 5, 5, 5]))
-    em2 = _emitters([[0, 105, 105]] * 3, instance=np.array([3, 1, 3]))
-    rule = PhysicsProjection(PhysicsProjectionConfig(fill_holes=False))
-    assert rule.masks(Geometry.empty(), em, PLANE).instances[0, 5, 5] == 2
-    assert rule.masks(Geometry.empty(), em2, PLANE).instances[0, 5, 5] == 3
-
-
-def test_physics_z_stack_assigns_planes_and_classes():
-    field = Field((4, 32, 32), (100.0, 20.0, 20.0))
-    em = _emitters(
-        [[50, 30, 30], [250, 30, 30], [399, 50, 50], [450, 30, 30], [-1, 30, 30]],
-        instance=np.array([1, 2, 2, 3, 3]),
-        klass=np.array([0, 1, 1, 0, 0]),
-        names=("a", "b"),
-    )
-    masks = PhysicsProjection(PhysicsProjectionConfig()).masks(Geometry.empty(), em, field)
-    assert masks.semantic.shape == (2, 4, 32, 32)
-    assert masks.semantic[0, 0, 1, 1] == 1 and masks.semantic[1, 2, 1, 1] == 1
-    assert masks.semantic[1, 3, 2, 2] == 1
-    assert masks.semantic.sum() == 3  # z = 450 and z = -1 lie outside the stack
-    np.testing.assert_array_equal(np.unique(masks.instances), [0, 1, 2])
-
-
-def test_geometry_projection_disc_area():
-    geom = Geometry.spheres(("vesicle",), [[-900.0, 631.0, 655.0]], [300.0], [3], [0])
-    masks = GeometryProjection(GeometryProjectionConfig()).masks(geom, None, PLANE)
-    assert abs(masks.semantic.sum() / (np.pi * 300**2 / 20**2) - 1) < 0.05
-    assert (masks.instances == 3).sum() == masks.semantic.sum()
-
-
-def test_geometry_projection_cross_sections_in_a_stack():
-    field = Field((10, 64, 64), (100.0, 20.0, 20.0))
-    geom = Geometry.spheres(("vesicle",), [[450.0, 640.0, 640.0]], [400.0], [1], [0])
-    masks = GeometryProjection(GeometryProjectionConfig()).masks(geom, None, field)
-    area = masks.semantic[0].sum(axis=(1, 2))
-    dz = (np.arange(10) + 0.5) * 100 - 450
-    expected = np.pi * np.clip(400**2 - dz**2, 0, None) / 20**2
-    big = expected > 100
-    np.testing.assert_allclose(area[big], expected[big], rtol=0.05)
-    assert area[expected == 0].sum() == 0 and area[big].size == 7
-
-
-def test_geometry_projection_point_source_and_deepest_wins():
-    geom = Geometry.spheres(
-        ("bead",),
-        [[0, 410.0, 239.9], [0, 640, 600], [0, 640, 700]],
-        [0.0, 200.0, 100.0],
-        [1, 2, 3],
-        [0, 0, 0],
-    )
-    masks = GeometryProjection(GeometryProjectionConfig()).masks(geom, None, PLANE)
-    assert masks.instances[0, 20, 11] == 1 and (masks.instances == 1).sum() == 1
-    # Pixel centre at x = 710 nm: 110/200 deep in sphere 2, 10/100 deep in sphere 3.
-    assert masks.instances[0, 32, 35] == 3
-    # Pixel centre at x = 610 nm: only sphere 2.
-    assert masks.instances[0, 32, 30] == 2
+# --- labelling to ground truth (noise and GT rules: test_noise.py, test_ground_truth.py) --
 
 
 def test_beads_through_labelling_to_ground_truth():
@@ -365,7 +204,7 @@ def test_beads_through_labelling_to_ground_truth():
         field, _rng()
     )
     em = SurfaceLabelling(SurfaceLabellingConfig()).label(geom, _rng(1))
-    phys = PhysicsProjection(PhysicsProjectionConfig()).masks(geom, em, field)
+    phys = Physics(PhysicsConfig()).masks(geom, em, field)
     geo = GeometryProjection(GeometryProjectionConfig()).masks(geom, em, field)
     assert phys.class_names == geo.class_names == ("bead",)
     np.testing.assert_array_equal(np.unique(phys.instances), np.arange(7))
@@ -393,8 +232,12 @@ def test_registers_every_plugin():
         "poisson",
         "poisson_gaussian",
         "emccd",
-        "physics_projection",
+        "scmos",
+        "physics",
         "geometry_projection",
+        "otsu_clean",
+        "otsu_erode",
+        "noise_level",
     }
     for cfg, factory in seen.values():
         assert (

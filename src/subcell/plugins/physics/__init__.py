@@ -1,18 +1,23 @@
 """Physics of image formation shared by every structure.
 
 Labellings (``surface``, ``volume``), photophysics (``always_on``, ``blinking``,
-``bleaching``), noise models (``poisson``, ``poisson_gaussian``, ``emccd``) and ground-truth
-rules (``physics_projection``, ``geometry_projection``).
+``bleaching``), noise models (``poisson``, ``poisson_gaussian``, ``emccd``, ``scmos``) and
+ground-truth rules (``physics``, ``geometry_projection``, ``otsu_clean``, ``otsu_erode``,
+``noise_level``).
 """
 
 from __future__ import annotations
 
 from subcell.core.hookspecs import hookimpl
-from subcell.plugins.physics.ground_truth import (
-    GeometryProjection,
-    GeometryProjectionConfig,
-    PhysicsProjection,
-    PhysicsProjectionConfig,
+from subcell.plugins.physics.gt_geometry import GeometryProjection, GeometryProjectionConfig
+from subcell.plugins.physics.gt_physics import Physics, PhysicsConfig
+from subcell.plugins.physics.gt_threshold import (
+    NoiseLevel,
+    NoiseLevelConfig,
+    OtsuClean,
+    OtsuCleanConfig,
+    OtsuErode,
+    OtsuErodeConfig,
 )
 from subcell.plugins.physics.labelling import (
     SurfaceLabelling,
@@ -36,6 +41,7 @@ from subcell.plugins.physics.photophysics import (
     Blinking,
     BlinkingConfig,
 )
+from subcell.plugins.physics.scmos import Scmos, ScmosConfig
 
 __all__ = [
     "AlwaysOn",
@@ -48,12 +54,20 @@ __all__ = [
     "EmccdConfig",
     "GeometryProjection",
     "GeometryProjectionConfig",
-    "PhysicsProjection",
-    "PhysicsProjectionConfig",
+    "NoiseLevel",
+    "NoiseLevelConfig",
+    "OtsuClean",
+    "OtsuCleanConfig",
+    "OtsuErode",
+    "OtsuErodeConfig",
+    "Physics",
+    "PhysicsConfig",
     "Poisson",
     "PoissonConfig",
     "PoissonGaussian",
     "PoissonGaussianConfig",
+    "Scmos",
+    "ScmosConfig",
     "SurfaceLabelling",
     "SurfaceLabellingConfig",
     "VolumeLabelling",
@@ -93,31 +107,51 @@ def register_photophysics(register):
 
 @hookimpl
 def register_noise_models(register):
-    """Register ``poisson``, ``poisson_gaussian`` and ``emccd``."""
+    """Register ``poisson``, ``poisson_gaussian``, ``emccd`` and ``scmos``."""
     register("poisson", PoissonConfig, Poisson, "photon shot noise only")
     register(
         "poisson_gaussian",
         PoissonGaussianConfig,
         PoissonGaussian,
-        "sCMOS/CCD camera: shot noise, read noise, gain, offset, bit depth",
+        "CCD/sCMOS camera, sensor-wide: shot and read noise, gain, offset, full well, bit depth",
     )
     register(
         "emccd", EmccdConfig, Emccd, "EMCCD camera: shot noise, gamma EM gain, read noise, offset"
+    )
+    register(
+        "scmos",
+        ScmosConfig,
+        Scmos,
+        "sCMOS camera with per-pixel offset, gain and read-noise maps (drawn or loaded)",
     )
 
 
 @hookimpl
 def register_ground_truth_rules(register):
-    """Register ``physics_projection`` and ``geometry_projection``."""
+    """Register ``physics``, ``geometry_projection``, ``otsu_clean``, ``otsu_erode`` and
+    ``noise_level``."""
     register(
-        "physics_projection",
-        PhysicsProjectionConfig,
-        PhysicsProjection,
-        "pixels holding emitters, projected along z, holes filled (Sekh et al. 2021)",
+        "physics",
+        PhysicsConfig,
+        Physics,
+        "pixels holding emitters, projected along z (or per plane), holes filled (Sekh 2021)",
     )
     register(
         "geometry_projection",
         GeometryProjectionConfig,
         GeometryProjection,
-        "exact sphere discs or cross-sections from the geometry",
+        "exact capsule projections (stadiums) or cross-sections from the geometry",
+    )
+    register("otsu_clean", OtsuCleanConfig, OtsuClean, "Otsu threshold of the noise-free image")
+    register(
+        "otsu_erode",
+        OtsuErodeConfig,
+        OtsuErode,
+        "Otsu threshold of the noise-free image, eroded by the PSF's half-maximum footprint",
+    )
+    register(
+        "noise_level",
+        NoiseLevelConfig,
+        NoiseLevel,
+        "noise-free image above background + k noise standard deviations",
     )
