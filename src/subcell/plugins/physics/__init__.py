@@ -82,13 +82,13 @@ def register_labellings(register):
         "surface",
         SurfaceLabellingConfig,
         SurfaceLabelling,
-        "emitters uniformly on sphere surfaces (membrane dye)",
+        "emitters uniformly on the surface of each instance (union of capsules): membrane dye",
     )
     register(
         "volume",
         VolumeLabellingConfig,
         VolumeLabelling,
-        "emitters uniformly inside spheres (lumen dye)",
+        "emitters uniformly inside each instance (union of capsules): lumen dye",
     )
 
 
