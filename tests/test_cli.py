@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from subcell.cli import main
@@ -123,3 +124,78 @@ def test_shipped_configs_validate(capsys):
             continue  # fragments meant to be extended, not run
         status, _, err = run(capsys, "config", "validate", str(config))
         assert status == 0, err
+
+
+# --- subcell simulate ----------------------------------------------------------------------
+
+TINY = """\
+step: simulate
+tile_px: [24, 24]
+structures:
+  - structure: {plugin: beads, count: [1, 2], diameter_nm: 200, margin_nm: 200}
+    labelling: {plugin: surface, photons_per_emitter: 80}
+microscope: {plugin: epi, pixel_nm: 80, psf_radius_nm: 1200}
+ground_truth: {plugin: geometry_projection}
+"""
+
+
+def _tiny(tmp_path):
+    config = tmp_path / "tiny.yaml"
+    config.write_text(TINY)
+    return str(config)
+
+
+def test_simulate_writes_resumes_and_refuses(tmp_path, capsys):
+    import zarr
+
+    config, out = _tiny(tmp_path), str(tmp_path / "data.zarr")
+    status, stdout, _ = run(capsys, "simulate", config, "--out", out, "--n", "3", "--seed", "7")
+    assert status == 0 and "3 images" in stdout
+    group = zarr.open_group(out, mode="r")
+    assert group["images"].shape == (3, 1, 1, 24, 24) and group.attrs["complete"] is True
+    assert group.attrs["seed"] == 7 and group.attrs["provenance"]["config"]["n_tiles"] == 3
+    first = group["images"][:]
+
+    status, stdout, _ = run(capsys, "simulate", config, "--out", out, "--n", "3", "--seed", "7")
+    assert status == 0 and "already complete" in stdout
+    status, _, err = run(capsys, "simulate", config, "--out", out, "--n", "3", "--seed", "8")
+    assert status == 2 and len(err.strip().splitlines()) == 1 and "different config" in err
+    status, _, _ = run(
+        capsys, "simulate", config, "--out", out, "--n", "3", "--seed", "8", "--overwrite"
+    )
+    assert status == 0
+    assert not np.array_equal(zarr.open_group(out, mode="r")["images"][:], first)
+
+
+def test_simulate_montage_and_set(tmp_path, capsys):
+    import zarr
+
+    config, out = _tiny(tmp_path), str(tmp_path / "m.zarr")
+    status, _, err = run(
+        capsys,
+        "simulate", config, "--out", out, "--n", "1", "--montage",
+        "--set", "tile_px=[16, 16]", "--set", "snr=[2, 2]",
+    )  # fmt: skip
+    assert status == 0, err
+    group = zarr.open_group(out, mode="r")
+    assert group["images"].shape == (1, 1, 1, 32, 32)
+    np.testing.assert_allclose(group["tile_stats"][0, :, 1], 2.0, rtol=1e-6)  # SNR per tile
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["--n", "0"], "--n must be at least 1, got 0"),
+        (["--workers", "0"], "--workers must be at least 1"),
+        (["--set", "background_photons=[5, 1]"], "background_photons: is an empty range"),
+        (["--set", "snr=[-2, 4]"], "snr: must be positive"),
+        (["--set", "noise={plugin: nope}"], "unknown noise plugin 'nope'"),
+        (["--set", "split=[0.9, 0.2, 0.2]"], "split: must be three fractions"),
+    ],
+)
+def test_simulate_bad_input_is_one_line_exit_2(tmp_path, capsys, argv, expected):
+    out = tmp_path / "bad.zarr"
+    status, _, err = run(capsys, "simulate", _tiny(tmp_path), "--out", str(out), *argv)
+    assert status == 2
+    assert len(err.strip().splitlines()) == 1 and expected in err, err
+    assert not out.exists()

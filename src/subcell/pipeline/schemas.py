@@ -29,6 +29,34 @@ def _positive(instance, attribute, value):
         raise ValueError(f"'{attribute.name}' must be positive, got {value}")
 
 
+def _range(*, positive: bool = False):
+    """Validator of a ``(lo, hi)`` range: two numbers, ``lo <= hi``, none negative (or,
+    with ``positive``, none zero or negative)."""
+
+    def check(instance, attribute, value):
+        if value is None:
+            return
+        if len(value) != 2:
+            raise ValueError(f"'{attribute.name}' must be a range [lo, hi], got {list(value)}")
+        lo, hi = value
+        if positive and lo <= 0:
+            raise ValueError(f"'{attribute.name}' must be positive, got {list(value)}")
+        if lo < 0:
+            raise ValueError(f"'{attribute.name}' must not be negative, got {list(value)}")
+        if lo > hi:
+            raise ValueError(f"'{attribute.name}' is an empty range (lo > hi), got {list(value)}")
+
+    return check
+
+
+def _split(instance, attribute, value):
+    if any(v < 0 for v in value) or abs(sum(value) - 1.0) > 1e-6:
+        raise ValueError(
+            f"'{attribute.name}' must be three fractions >= 0 summing to 1 (train, val, test), "
+            f"got {list(value)}"
+        )
+
+
 @attrs.frozen(kw_only=True)
 class StructureEntry:
     """One kind of structure in the field and the labelling that puts dye on it."""
@@ -38,10 +66,71 @@ class StructureEntry:
 
 
 @attrs.frozen(kw_only=True)
+class MotionConfig:
+    """Rigid motion of structures between frames (used when ``n_frames > 1``).
+
+    Attributes
+    ----------
+    frame_interval_s
+        Time between the starts of consecutive frames, s.
+    drift_nm_per_s
+        Constant drift (z, y, x) of the whole sample (every instance, and emitters of no
+        instance), nm/s: a stage or sample drift.
+    diffusion_um2_per_s
+        Range ``[lo, hi]`` of the translational diffusion coefficient, µm²/s, drawn
+        uniformly per instance; each instance then takes independent Brownian steps with
+        standard deviation ``sqrt(2 D frame_interval_s)`` per axis per frame. ``[0, 0]``: none.
+    """
+
+    frame_interval_s: float = attrs.field(default=0.1, converter=float, validator=_positive)
+    drift_nm_per_s: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    diffusion_um2_per_s: tuple[float, float] = attrs.field(default=(0.0, 0.0), validator=_range())
+
+    @property
+    def moves(self) -> bool:
+        """Whether anything moves at all."""
+        return any(v != 0 for v in self.drift_nm_per_s) or self.diffusion_um2_per_s[1] > 0
+
+
+@attrs.frozen(kw_only=True)
 class SimulateConfig:
-    """Simulate fields of view: structures -> dye -> photophysics -> optics -> noise, plus
-    ground truth. The microscope's ``pixel_nm``, ``z_step_nm`` and ``n_z`` set the grid; a
-    single plane images a sample slab ``slab_nm`` thick."""
+    """Simulate fields of view: structures -> dye -> photophysics -> motion -> optics ->
+    background and photon budget -> noise, plus ground truth.
+
+    The microscope's ``pixel_nm``, ``z_step_nm`` and ``n_z`` set the grid; a single plane
+    images a sample slab ``slab_nm`` thick.
+
+    Attributes
+    ----------
+    seed
+        Root seed of the run; tile ``i`` draws from ``SeedSequence(seed, spawn_key=(i, ...))``.
+    tile_px
+        Size (Y, X) of one simulated tile, pixels.
+    n_tiles
+        Number of images in a dataset (``subcell simulate --n``); with ``montage`` each image
+        is made of four tiles.
+    n_frames
+        Frames per tile; more than one makes a video (T axis).
+    slab_nm
+        Sample thickness holding the structures when the microscope images one plane, nm.
+    background_photons
+        Range ``[lo, hi]`` of a uniform background (autofluorescence, out-of-focus haze) in
+        expected photons per pixel per frame, drawn uniformly per tile and added to every
+        channel of the clean image.
+    snr
+        Optional range ``[lo, hi]`` of the target signal-to-noise ratio (Sekh et al.: 2-4).
+        When set, a target is drawn uniformly per tile and the emitters' photons are scaled
+        so the tile's SNR equals it (definition: :mod:`subcell.pipeline.photon_budget`).
+        ``null``: the labellings' photons are used as they are.
+    motion
+        Drift and diffusion of structures between frames (:class:`MotionConfig`).
+    montage
+        Assemble each dataset image from 2 x 2 independent tiles (``tile_px`` each), as the
+        paper's 256 x 256 images from 128 x 128 tiles.
+    split
+        Fractions (train, val, test) of the dataset's images, assigned at random from the
+        seed.
+    """
 
     step: Literal["simulate"] = "simulate"
     seed: int = 0
@@ -50,6 +139,11 @@ class SimulateConfig:
     n_frames: int = attrs.field(default=1, validator=_positive)
     #: Sample thickness (nm) holding the structures when the microscope images one plane.
     slab_nm: float = attrs.field(default=1300.0, validator=_positive)
+    background_photons: tuple[float, float] = attrs.field(default=(0.0, 0.0), validator=_range())
+    snr: tuple[float, float] | None = attrs.field(default=None, validator=_range(positive=True))
+    motion: MotionConfig = attrs.Factory(MotionConfig)
+    montage: bool = False
+    split: tuple[float, float, float] = attrs.field(default=(0.6, 0.2, 0.2), validator=_split)
     structures: tuple[StructureEntry, ...] = attrs.field(validator=attrs.validators.min_len(1))
     photophysics: PhotophysicsSpec
     microscope: MicroscopeSpec
