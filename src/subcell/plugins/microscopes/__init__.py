@@ -1,17 +1,41 @@
 """Microscopes: optics that turn emitters into noise-free images (expected photons).
 
-``epi``: widefield epifluorescence with a scalar Gibson–Lanni PSF (depth-dependent
-spherical aberration from refractive-index mismatch), rendered in Fourier space at every
-emitter's exact 3D position.
+All render in Fourier space at every emitter's exact 3D position through radial OTFs built
+from scalar Gibson–Lanni PSFs (depth-dependent spherical aberration from refractive-index
+mismatch); see :mod:`.base` and :mod:`.render`.
+
+``epi``: widefield epifluorescence. ``airyscan``: closed-pinhole confocal with a detector
+array and pixel reassignment. ``spinning_disk``: spinning-disk confocal with optical photon
+reassignment (SoRa-like) and spectral detection channels.
 """
 
 from __future__ import annotations
 
 from subcell.core.hookspecs import hookimpl
+from subcell.plugins.microscopes.airyscan import Airyscan, AiryscanConfig
+from subcell.plugins.microscopes.base import FourierMicroscope, OpticsConfig, UndersamplingWarning
 from subcell.plugins.microscopes.epi import Epi, EpiConfig
 from subcell.plugins.microscopes.psf import GibsonLanni, radial_otf, radial_psf
+from subcell.plugins.microscopes.spectra import band_fraction, emission_spectrum
+from subcell.plugins.microscopes.spinning_disk import SpinningDisk, SpinningDiskConfig
 
-__all__ = ["Epi", "EpiConfig", "GibsonLanni", "radial_otf", "radial_psf", "register_microscopes"]
+__all__ = [
+    "Airyscan",
+    "AiryscanConfig",
+    "Epi",
+    "EpiConfig",
+    "FourierMicroscope",
+    "GibsonLanni",
+    "OpticsConfig",
+    "SpinningDisk",
+    "SpinningDiskConfig",
+    "UndersamplingWarning",
+    "band_fraction",
+    "emission_spectrum",
+    "radial_otf",
+    "radial_psf",
+    "register_microscopes",
+]
 
 
 @hookimpl
@@ -22,4 +46,16 @@ def register_microscopes(register):
         EpiConfig,
         Epi,
         "widefield epifluorescence, scalar Gibson-Lanni PSF at each emitter's depth",
+    )
+    register(
+        "airyscan",
+        AiryscanConfig,
+        Airyscan,
+        "Airyscan confocal: excitation x detection PSFs, pixel reassignment over the array",
+    )
+    register(
+        "spinning_disk",
+        SpinningDiskConfig,
+        SpinningDisk,
+        "spinning-disk confocal, optical reassignment (SoRa-like), spectral channels",
     )
