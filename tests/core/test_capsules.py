@@ -1,9 +1,10 @@
-"""Capsule geometry: distances against brute force, neighbours, unions and their sampling."""
+"""Capsule geometry: distances against brute force, neighbours, unions and their sampling
+(subcell.core.capsules and subcell.core.capsule_union)."""
 
 import numpy as np
 import pytest
 
-from subcell.core import capsules
+from subcell.core import capsule_union, capsules
 from subcell.core.model import Geometry
 
 
@@ -167,7 +168,7 @@ def test_joint_caps_of_a_chain_and_a_junction():
         [1, 1, 1],
         [0, 0, 0],
     )
-    caps = capsules.joint_caps(geom)
+    caps = capsule_union.joint_caps(geom)
     # Joint (0 end, 1 start, 2 start): the equal-radius pair keeps the lower index's cap,
     # the thinner branch's cap lies inside the others; free ends stay.
     np.testing.assert_array_equal(caps.surface_covered, [[0, 0], [1, 0], [1, 0]])
@@ -196,7 +197,7 @@ def _naive_surface(geom, density, rng):
         (d * u[owner]).sum(1, keepdims=True) >= 0, geom.end_nm[owner], geom.start_nm[owner]
     )
     points = np.where(on_cylinder, cylinder, ends + r * d)
-    keep = capsules.surface_owned(points, owner, geom)
+    keep = capsule_union.surface_owned(points, owner, geom)
     return points[keep], owner[keep]
 
 
@@ -214,7 +215,7 @@ def _naive_volume(geom, density, rng):
         ok = capsules.segment_distance(p, geom.start_nm[c], geom.end_nm[c]) <= geom.radius_nm[c]
         points[todo[ok]] = p[ok]
         todo = todo[~ok]
-    keep = capsules.volume_owned(points, owner, geom)
+    keep = capsule_union.volume_owned(points, owner, geom)
     return points[keep], owner[keep]
 
 
@@ -292,7 +293,7 @@ def test_surface_owned_axial_shortcut_changes_nothing():
         + t[:, None] * u[owner]
         + 150.0 * (np.cos(phi)[:, None] * v[owner] + np.sin(phi)[:, None] * w[owner])
     )
-    plain = capsules.surface_owned(points, owner, geom)
-    fast = capsules.surface_owned(points, owner, geom, axial=t)
+    plain = capsule_union.surface_owned(points, owner, geom)
+    fast = capsule_union.surface_owned(points, owner, geom, axial=t)
     np.testing.assert_array_equal(plain, fast)
     assert 0.2 < plain.mean() < 0.99  # the joints really remove some points

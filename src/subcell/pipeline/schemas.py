@@ -12,6 +12,7 @@ from typing import Literal
 import attrs
 
 from subcell.core.structuring import spec_type
+from subcell.core.validators import value_range
 
 StructureSpec = spec_type("structure")
 LabellingSpec = spec_type("labelling")
@@ -31,22 +32,8 @@ def _positive(instance, attribute, value):
 
 def _range(*, positive: bool = False):
     """Validator of a ``(lo, hi)`` range: two numbers, ``lo <= hi``, none negative (or,
-    with ``positive``, none zero or negative)."""
-
-    def check(instance, attribute, value):
-        if value is None:
-            return
-        if len(value) != 2:
-            raise ValueError(f"'{attribute.name}' must be a range [lo, hi], got {list(value)}")
-        lo, hi = value
-        if positive and lo <= 0:
-            raise ValueError(f"'{attribute.name}' must be positive, got {list(value)}")
-        if lo < 0:
-            raise ValueError(f"'{attribute.name}' must not be negative, got {list(value)}")
-        if lo > hi:
-            raise ValueError(f"'{attribute.name}' is an empty range (lo > hi), got {list(value)}")
-
-    return check
+    with ``positive``, none zero or negative); ``None`` (an unset optional range) passes."""
+    return value_range(positive=positive, optional=True)
 
 
 def _split(instance, attribute, value):

@@ -21,6 +21,8 @@ import numpy as np
 from subcell.core.errors import ConfigError
 from subcell.core.hookspecs import hookimpl
 from subcell.core.model import Field, Geometry
+from subcell.core.placement import draw_count
+from subcell.core.validators import fraction, range_field
 from subcell.plugins.mitochondria.centreline import Shape
 from subcell.plugins.mitochondria.network import build_instance, fit_laterally, to_capsules
 
@@ -28,40 +30,6 @@ __all__ = ["Mitochondria", "MitochondriaConfig", "register_structures"]
 
 #: Shapes drawn per instance before giving up on fitting it inside the field.
 _MAX_TRIES = 200
-_UM2_PER_100 = 100.0
-_NM2_PER_UM2 = 1e6
-
-
-def _range(positive_low: bool = False, integer: bool = False):
-    """Validator of an inclusive range ``(low, high)``: two numbers, 0 <= low <= high (or
-    0 < low)."""
-    kind = "integers" if integer else "numbers"
-
-    def check(instance, attribute, value):
-        bad = len(value) != 2 or value[0] > value[1] or value[0] < 0
-        if positive_low and len(value) == 2 and value[0] <= 0:
-            bad = True
-        if bad:
-            low = "0 < low" if positive_low else "0 <= low"
-            raise ValueError(
-                f"{attribute.name} must be a range [low, high] of two {kind} with "
-                f"{low} <= high, got {list(value)}"
-            )
-
-    return check
-
-
-def _floats(value):
-    return tuple(float(v) for v in value)
-
-
-def _ints(value):
-    return tuple(int(v) for v in value)
-
-
-def _fraction(instance, attribute, value):
-    if not 0 <= value <= 1:
-        raise ValueError(f"{attribute.name} must be between 0 and 1, got {value}")
 
 
 @attrs.frozen(kw_only=True)
@@ -107,34 +75,22 @@ class MitochondriaConfig:
     """
 
     class_name: str = attrs.field(default="mitochondria", validator=attrs.validators.min_len(1))
-    count: tuple[int, int] = attrs.field(
-        default=(1, 2), converter=_ints, validator=_range(integer=True)
-    )
+    count: tuple[int, int] = range_field((1, 2), integer=True)
     density_per_100um2: float = attrs.field(
         default=0.0, converter=float, validator=attrs.validators.ge(0)
     )
-    diameter_nm: tuple[float, float] = attrs.field(
-        default=(200.0, 600.0), converter=_floats, validator=_range(positive_low=True)
-    )
-    length_nm: tuple[float, float] = attrs.field(
-        default=(300.0, 5000.0), converter=_floats, validator=_range()
-    )
-    z_range_nm: tuple[float, float] = attrs.field(
-        default=(100.0, 1200.0), converter=_floats, validator=_range()
-    )
+    diameter_nm: tuple[float, float] = range_field((200.0, 600.0), positive=True)
+    length_nm: tuple[float, float] = range_field((300.0, 5000.0))
+    z_range_nm: tuple[float, float] = range_field((100.0, 1200.0))
     persistence_length_nm: float = attrs.field(
         default=2000.0, converter=float, validator=attrs.validators.gt(0)
     )
     z_undulation_nm: float = attrs.field(
         default=250.0, converter=float, validator=attrs.validators.ge(0)
     )
-    network_fraction: float = attrs.field(default=0.1, converter=float, validator=_fraction)
-    branches_per_network: tuple[int, int] = attrs.field(
-        default=(1, 3), converter=_ints, validator=_range(integer=True)
-    )
-    branch_length_nm: tuple[float, float] = attrs.field(
-        default=(500.0, 2000.0), converter=_floats, validator=_range()
-    )
+    network_fraction: float = attrs.field(default=0.1, converter=float, validator=fraction)
+    branches_per_network: tuple[int, int] = range_field((1, 3), integer=True)
+    branch_length_nm: tuple[float, float] = range_field((500.0, 2000.0))
     allow_partial: bool = False
 
 
@@ -174,11 +130,7 @@ class Mitochondria:
         """
         cfg = self.config
         extent = field.extent_nm
-        if cfg.density_per_100um2 > 0:
-            area_100um2 = extent[1] * extent[2] / _NM2_PER_UM2 / _UM2_PER_100
-            n = int(rng.poisson(cfg.density_per_100um2 * area_100um2))
-        else:
-            n = int(rng.integers(cfg.count[0], cfg.count[1] + 1))
+        n = draw_count(rng, cfg.count, cfg.density_per_100um2, extent)
         starts, ends, radii, ids = [], [], [], []
         for k in range(1, n + 1):
             radius = rng.uniform(*cfg.diameter_nm) / 2
@@ -212,7 +164,7 @@ class Mitochondria:
         )
         length = rng.uniform(*cfg.length_nm)
         networked = rng.random() < cfg.network_fraction
-        n_branches = int(rng.integers(cfg.branches_per_network[0], cfg.branches_per_network[1] + 1))
+        n_branches = draw_count(rng, cfg.branches_per_network)
         for _ in range(_MAX_TRIES):
             lines = build_instance(
                 length, radius, shape, n_branches if networked else 0, cfg.branch_length_nm, rng

@@ -1,6 +1,7 @@
 """Ground-truth rules: masks from what was simulated, never from the noisy image.
 
-The rules live in three modules; this one holds what they share.
+The rules live in three modules; this one holds what they share, including their base
+class :class:`MaskRule`.
 
 - ``physics`` (:mod:`~subcell.plugins.physics.gt_physics`): the physics-based ground truth
   of Sekh et al. (2021), from the emitters alone: unchanged by the PSF and the noise.
@@ -22,9 +23,10 @@ import numpy as np
 from scipy import ndimage
 
 from subcell.core.errors import ConfigError, VolumeError
-from subcell.core.model import Emitters, Field, Geometry
+from subcell.core.model import Emitters, Field, Geometry, Masks
 
 __all__ = [
+    "MaskRule",
     "class_names_for",
     "clean_image",
     "count_keys",
@@ -47,6 +49,65 @@ def class_names_for(geometry: Geometry | None, emitters: Emitters | None) -> tup
     if emitters is not None and emitters.class_names:
         return tuple(emitters.class_names)
     return tuple(geometry.class_names) if geometry is not None else ()
+
+
+class MaskRule:
+    """Base of the ground-truth rules: :meth:`masks` takes the class names and wraps the
+    semantic and instance masks the rule's ``_draw`` makes of them.
+
+    Parameters
+    ----------
+    config
+        The rule's parameters.
+    """
+
+    def __init__(self, config):
+        self.config = config
+
+    def masks(
+        self,
+        geometry: Geometry | None,
+        emitters: Emitters | None,
+        field: Field,
+        *,
+        clean=None,
+        noise=None,
+        microscope=None,
+    ) -> Masks:
+        """Masks of ``field`` from what was simulated; each rule reads only the inputs its
+        class names.
+
+        Parameters
+        ----------
+        geometry
+            Capsules in nm with instance and class ids; supplies the class names when the
+            emitters carry none. Only ``geometry_projection`` needs it.
+        emitters
+            Positions in nm (frame 0) with instance and class ids; every rule but
+            ``geometry_projection`` needs them.
+        field
+            The imaging grid of the masks.
+        clean
+            The noise-free image (C, Z, Y, X) in expected photons (threshold rules).
+        noise
+            The noise model (``noise_level``).
+        microscope
+            The optics (``otsu_erode``, for its PSF).
+
+        Returns
+        -------
+        Masks
+            ``semantic`` (K, Z, Y, X) uint8 and ``instances`` (Z, Y, X) uint32.
+        """
+        names = class_names_for(geometry, emitters)
+        semantic, instances = self._draw(
+            names, geometry, emitters, field, clean=clean, noise=noise, microscope=microscope
+        )
+        return Masks(semantic, names, field.voxel_nm, instances)
+
+    def _draw(self, names, geometry, emitters, field, **inputs):
+        """(K, Z, Y, X) uint8 semantic masks, one per name, and (Z, Y, X) uint32 instances."""
+        raise NotImplementedError
 
 
 def require(rule: str, **given) -> None:

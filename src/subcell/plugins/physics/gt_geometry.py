@@ -18,8 +18,8 @@ from __future__ import annotations
 import attrs
 import numpy as np
 
-from subcell.core.model import Emitters, Field, Geometry, Masks
-from subcell.plugins.physics.ground_truth import class_names_for, resolve_overlaps
+from subcell.core.model import Field, Geometry
+from subcell.plugins.physics.ground_truth import MaskRule, resolve_overlaps
 
 __all__ = ["GeometryProjection", "GeometryProjectionConfig"]
 
@@ -32,11 +32,13 @@ class GeometryProjectionConfig:
     """Exact geometric ground truth from the capsules: no parameters."""
 
 
-class GeometryProjection:
+class GeometryProjection(MaskRule):
     """Masks drawn from the capsules themselves: exact geometric ground truth.
 
-    The geometry is drawn where it is: to mask a later frame of moving structures, pass
-    the geometry moved to that frame (``geometry.shifted(emitters.shift_nm[t])``).
+    Reads only ``geometry`` (and the emitters' class names when given); ``clean``,
+    ``noise`` and ``microscope`` are ignored. The geometry is drawn where it is: to mask a
+    later frame of moving structures, pass the geometry moved to that frame
+    (``geometry.shifted(emitters.shift_nm[t])``).
 
     Parameters
     ----------
@@ -44,37 +46,7 @@ class GeometryProjection:
         No parameters.
     """
 
-    def __init__(self, config: GeometryProjectionConfig):
-        self.config = config
-
-    def masks(
-        self,
-        geometry: Geometry,
-        emitters: Emitters | None,
-        field: Field,
-        *,
-        clean=None,
-        noise=None,
-        microscope=None,
-    ) -> Masks:
-        """Draw the capsules of ``geometry`` on ``field``; ``clean``, ``noise`` and
-        ``microscope`` are ignored.
-
-        Parameters
-        ----------
-        geometry
-            Capsules in nm with instance and class ids.
-        emitters
-            Supplies class names when given; may be None.
-        field
-            The imaging grid of the masks.
-
-        Returns
-        -------
-        Masks
-            ``semantic`` (K, Z, Y, X) uint8 and ``instances`` (Z, Y, X) uint32.
-        """
-        names = class_names_for(geometry, emitters)
+    def _draw(self, names, geometry: Geometry, emitters, field: Field, **inputs):
         semantic = np.zeros((len(names),) + field.shape, dtype=np.uint8)
         a, b, radius = _in_grid_frame(geometry, field)
         cap, flat, dist2 = _candidates(a, b, radius, field)
@@ -86,7 +58,7 @@ class GeometryProjection:
         r2 = radius[cap] ** 2
         depth = np.divide(dist2[inside], r2, out=np.zeros_like(r2), where=r2 > 0)
         instances = resolve_overlaps(flat, geometry.instance[cap], -depth, field.shape)
-        return Masks(semantic, names, field.voxel_nm, instances)
+        return semantic, instances
 
 
 def _in_grid_frame(geometry: Geometry, field: Field):

@@ -13,9 +13,9 @@ import attrs
 import numpy as np
 from scipy import ndimage
 
-from subcell.core.model import Emitters, Field, Geometry, Masks
+from subcell.core.model import Emitters, Field
 from subcell.plugins.physics.ground_truth import (
-    class_names_for,
+    MaskRule,
     count_keys,
     emitter_groups,
     emitter_voxels,
@@ -52,13 +52,14 @@ class PhysicsConfig:
     keep_z: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
 
 
-class Physics:
+class Physics(MaskRule):
     """Masks from the pixels that hold emitters (max-pooled emitter map).
 
     Positions are those of frame 0 (with the instances' motion, if any). Where instances
     overlap, a pixel goes to the instance with more emitters in it (ties to the lower id;
     hole-filled pixels count as zero emitters). Emitters with instance 0 mark the semantic
-    masks only.
+    masks only. Reads only ``emitters`` (and the geometry's class names when they carry
+    none); ``clean``, ``noise`` and ``microscope`` are ignored.
 
     Parameters
     ----------
@@ -66,37 +67,7 @@ class Physics:
         Emitter threshold, hole filling and whether z is kept.
     """
 
-    def __init__(self, config: PhysicsConfig):
-        self.config = config
-
-    def masks(
-        self,
-        geometry: Geometry | None,
-        emitters: Emitters,
-        field: Field,
-        *,
-        clean=None,
-        noise=None,
-        microscope=None,
-    ) -> Masks:
-        """Rasterise ``emitters`` onto ``field``; ``clean``, ``noise`` and ``microscope``
-        are ignored.
-
-        Parameters
-        ----------
-        geometry
-            Supplies class names when the emitters carry none; may be None.
-        emitters
-            Positions in nm with instance and class ids.
-        field
-            The imaging grid of the masks.
-
-        Returns
-        -------
-        Masks
-            ``semantic`` (K, Z, Y, X) uint8 and ``instances`` (Z, Y, X) uint32.
-        """
-        names = class_names_for(geometry, emitters)
+    def _draw(self, names, geometry, emitters: Emitters, field: Field, **inputs):
         keep_z = self.config.keep_z and field.shape[0] > 1
         grid = field.shape if keep_z else (1, *field.shape[1:])
         n_vox = int(np.prod(grid))
@@ -116,7 +87,7 @@ class Physics:
         if grid != field.shape:  # the projection, repeated on each plane of a z-stack
             semantic = np.repeat(semantic, field.shape[0], axis=1)
             instances = np.repeat(instances, field.shape[0], axis=0)
-        return Masks(semantic, names, field.voxel_nm, instances)
+        return semantic, instances
 
 
 def _fill_holes(g_of, v_of, score, shape):

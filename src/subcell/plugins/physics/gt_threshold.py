@@ -16,9 +16,10 @@ import numpy as np
 from scipy import ndimage
 from skimage.filters import threshold_otsu
 
-from subcell.core.model import Emitters, Field, Geometry, Masks
+from subcell.core.model import Emitters, Field
+from subcell.core.validators import within
 from subcell.plugins.physics.ground_truth import (
-    class_names_for,
+    MaskRule,
     clean_image,
     label_foreground,
     require,
@@ -55,11 +56,6 @@ class OtsuErodeConfig:
     kernel_nm: float = attrs.field(default=0.0, converter=float, validator=attrs.validators.ge(0))
 
 
-def _check_percentile(instance, attribute, value):
-    if not 0 <= value <= 100:
-        raise ValueError(f"{attribute.name} must be in [0, 100], got {value}")
-
-
 @attrs.frozen(kw_only=True)
 class NoiseLevelConfig:
     """Threshold at the noise level: background + ``k_sd`` × noise standard deviation.
@@ -77,55 +73,20 @@ class NoiseLevelConfig:
 
     k_sd: float = attrs.field(default=1.0, converter=float, validator=attrs.validators.ge(0))
     background_percentile: float = attrs.field(
-        default=5.0, converter=float, validator=_check_percentile
+        default=5.0, converter=float, validator=within(0, 100)
     )
     background_photons: float = attrs.field(default=-1.0, converter=float)
 
 
-class _ThresholdRule:
-    """Shared ``masks``: a foreground from :meth:`_foreground`, labelled by nearest emitters."""
+class _ThresholdRule(MaskRule):
+    """Shared drawing: a foreground from :meth:`_foreground`, labelled by nearest emitters."""
 
     name = ""
 
-    def masks(
-        self,
-        geometry: Geometry | None,
-        emitters: Emitters,
-        field: Field,
-        *,
-        clean=None,
-        noise=None,
-        microscope=None,
-    ) -> Masks:
-        """Threshold the clean image and label its foreground by the nearest emitters.
-
-        Parameters
-        ----------
-        geometry
-            Supplies class names when the emitters carry none; may be None.
-        emitters
-            Where the structures are: each foreground voxel takes the instance and class of
-            the nearest voxel holding emitters (frame 0 positions).
-        field
-            The imaging grid of the masks.
-        clean
-            The noise-free image (C, Z, Y, X) in expected photons.
-        noise
-            The noise model (``noise_level`` only).
-        microscope
-            The optics (``otsu_erode`` only, for its PSF).
-
-        Returns
-        -------
-        Masks
-            ``semantic`` (K, Z, Y, X) uint8 and ``instances`` (Z, Y, X) uint32.
-        """
+    def _draw(self, names, geometry, emitters: Emitters, field: Field, *, clean, **inputs):
         require(self.name, clean=clean)
-        image = clean_image(clean, field)
-        foreground = self._foreground(image, field, noise=noise, microscope=microscope)
-        names = class_names_for(geometry, emitters)
-        semantic, instances = label_foreground(foreground, emitters, field, names)
-        return Masks(semantic, names, field.voxel_nm, instances)
+        foreground = self._foreground(clean_image(clean, field), field, **inputs)
+        return label_foreground(foreground, emitters, field, names)
 
     def _foreground(self, image, field, *, noise, microscope) -> np.ndarray:
         raise NotImplementedError
@@ -149,9 +110,6 @@ class OtsuClean(_ThresholdRule):
 
     name = "otsu_clean"
 
-    def __init__(self, config: OtsuCleanConfig):
-        self.config = config
-
     def _foreground(self, image, field, *, noise, microscope) -> np.ndarray:
         return otsu_foreground(image.sum(axis=0))
 
@@ -170,7 +128,7 @@ class OtsuErode(_ThresholdRule):
     name = "otsu_erode"
 
     def __init__(self, config: OtsuErodeConfig):
-        self.config = config
+        super().__init__(config)
         self._kernels: dict[Field, tuple[object, np.ndarray]] = {}
 
     def kernel(self, field: Field, microscope=None) -> np.ndarray:
@@ -243,9 +201,6 @@ class NoiseLevel(_ThresholdRule):
     """
 
     name = "noise_level"
-
-    def __init__(self, config: NoiseLevelConfig):
-        self.config = config
 
     def threshold(self, image: np.ndarray, noise) -> float:
         """The threshold, in expected photons, for the channel sum of ``image`` (C, Z, Y, X)."""

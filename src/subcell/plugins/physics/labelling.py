@@ -3,15 +3,15 @@
 Each instance of a :class:`~subcell.core.model.Geometry` is the union of its capsules, and
 dye sits uniformly on that union's surface or inside its volume. Every capsule is sampled
 in proportion to its own area (cylinder 2πrL, caps 4πr²) or volume (πr²L, 4/3 πr³) with
-Poisson counts, then thinned (:func:`subcell.core.capsules.surface_owned` /
-:func:`~subcell.core.capsules.volume_owned`) so that parts shared by overlapping capsules
+Poisson counts, then thinned (:func:`subcell.core.capsule_union.surface_owned` /
+:func:`~subcell.core.capsule_union.volume_owned`) so that parts shared by overlapping capsules
 of one instance (chain joints, branch junctions) are labelled once. Thinning a Poisson
 process keeps it Poisson, so the number of emitters on an instance is Poisson with mean
 density × the union's true area (or volume).
 
 Parts that thinning would always remove are not drawn at all (the result is the same in
 distribution, for less work): caps covered by another capsule ending at the same point
-(:func:`~subcell.core.capsules.joint_caps`), and, at a joint, the part of a cap inside the
+(:func:`~subcell.core.capsule_union.joint_caps`), and, at a joint, the part of a cap inside the
 next capsule: only its outer wedge (a lune of area 2r²α for a bend by α) is drawn.
 
 Emitter positions are off-grid floats in nm. A capsule of radius 0 is a point source and
@@ -23,13 +23,8 @@ from __future__ import annotations
 import attrs
 import numpy as np
 
-from subcell.core.capsules import (
-    capsule_frames,
-    joint_caps,
-    same_instance_neighbours,
-    surface_owned,
-    volume_owned,
-)
+from subcell.core.capsule_union import joint_caps, surface_owned, volume_owned
+from subcell.core.capsules import capsule_frames, same_instance_neighbours
 from subcell.core.model import Emitters, Geometry
 
 __all__ = [

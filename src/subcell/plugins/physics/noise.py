@@ -22,6 +22,7 @@ import attrs
 import numpy as np
 
 from subcell.core.errors import VolumeError
+from subcell.core.validators import within
 
 __all__ = [
     "Emccd",
@@ -37,20 +38,13 @@ _DTYPES = ("float32", "uint16")
 QUANTISATION_VAR_ADU2 = 1.0 / 12.0
 
 
-def _check_qe(instance, attribute, value):
-    if not 0 < value <= 1:
-        raise ValueError(f"{attribute.name} must be in (0, 1], got {value}")
-
-
-def _check_bit_depth(instance, attribute, value):
-    if not 1 <= value <= 32:
-        raise ValueError(f"{attribute.name} must be between 1 and 32, got {value}")
+def _check_bit_depth_fits(instance, attribute, value):
     if instance.output_dtype == "uint16" and value > 16:
         raise ValueError(f"{attribute.name}={value} does not fit output_dtype 'uint16'")
 
 
 def _qe_field(default: float = 0.8):
-    return attrs.field(default=default, converter=float, validator=_check_qe)
+    return attrs.field(default=default, converter=float, validator=within(0, 1, low_open=True))
 
 
 def _dtype_field():
@@ -62,7 +56,7 @@ def _float(default: float, validator):
 
 
 def _bit_depth_field():
-    return attrs.field(default=16, converter=int, validator=_check_bit_depth)
+    return attrs.field(default=16, converter=int, validator=[within(1, 32), _check_bit_depth_fits])
 
 
 _ge0 = attrs.validators.ge(0)

@@ -20,36 +20,10 @@ import numpy as np
 from subcell.core.errors import ConfigError
 from subcell.core.hookspecs import hookimpl
 from subcell.core.model import Field, Geometry
+from subcell.core.placement import centre_boxes, draw_count, numbered_spheres, place_apart
+from subcell.core.validators import range_field
 
 __all__ = ["Vesicles", "VesiclesConfig", "register_structures"]
-
-#: Candidates drawn at once per vesicle, and batches tried, before placement gives up.
-_BATCH = 64
-_MAX_BATCHES = 200
-_UM2_PER_100 = 100.0
-_NM2_PER_UM2 = 1e6
-
-
-def _range(integer: bool = False):
-    """Validator of an inclusive range ``[low, high]`` with 0 <= low <= high."""
-    kind = "integers" if integer else "numbers"
-
-    def check(instance, attribute, value):
-        if len(value) != 2 or not 0 <= value[0] <= value[1]:
-            raise ValueError(
-                f"{attribute.name} must be a range [low, high] of two {kind} with "
-                f"0 <= low <= high, got {list(value)}"
-            )
-
-    return check
-
-
-def _floats(value):
-    return tuple(float(v) for v in value)
-
-
-def _ints(value):
-    return tuple(int(v) for v in value)
 
 
 @attrs.frozen(kw_only=True)
@@ -81,21 +55,15 @@ class VesiclesConfig:
     """
 
     class_name: str = attrs.field(default="vesicles", validator=attrs.validators.min_len(1))
-    count: tuple[int, int] = attrs.field(
-        default=(1, 2), converter=_ints, validator=_range(integer=True)
-    )
+    count: tuple[int, int] = range_field((1, 2), integer=True)
     density_per_100um2: float = attrs.field(
         default=0.0, converter=float, validator=attrs.validators.ge(0)
     )
-    radius_nm: tuple[float, float] = attrs.field(
-        default=(50.0, 300.0), converter=_floats, validator=_range()
-    )
+    radius_nm: tuple[float, float] = range_field((50.0, 300.0))
     radius_distribution: Literal["uniform", "log_uniform"] = attrs.field(
         default="uniform", validator=attrs.validators.in_(("uniform", "log_uniform"))
     )
-    z_range_nm: tuple[float, float] = attrs.field(
-        default=(0.0, 1300.0), converter=_floats, validator=_range()
-    )
+    z_range_nm: tuple[float, float] = range_field((0.0, 1300.0))
     min_gap_nm: float = attrs.field(default=0.0, converter=float, validator=attrs.validators.ge(0))
     allow_partial: bool = False
 
@@ -142,56 +110,32 @@ class Vesicles:
         """
         cfg = self.config
         extent = field.extent_nm
-        if cfg.density_per_100um2 > 0:
-            area_100um2 = extent[1] * extent[2] / _NM2_PER_UM2 / _UM2_PER_100
-            n = int(rng.poisson(cfg.density_per_100um2 * area_100um2))
-        else:
-            n = int(rng.integers(cfg.count[0], cfg.count[1] + 1))
+        n = draw_count(rng, cfg.count, cfg.density_per_100um2, extent)
         radii = np.sort(self._radii(n, rng))[::-1].copy()
-        centres = _place(radii, extent, cfg, rng)
-        return Geometry.spheres(
-            self.class_names,
-            centres,
-            radii,
-            np.arange(1, n + 1, dtype=np.int32),
-            np.zeros(n, dtype=np.int16),
+        margin = np.zeros(n) if cfg.allow_partial else radii
+        low, high = centre_boxes(extent, margin, *cfg.z_range_nm)
+        too_big = np.flatnonzero((high < low).any(axis=1))
+        if len(too_big):
+            raise ConfigError(
+                f"vesicles: a vesicle of radius {radii[too_big[0]]:.0f} nm does not fit in the "
+                f"{extent[2]:g} x {extent[1]:g} nm field; lower radius_nm or set allow_partial"
+            )
+        centres = place_apart(
+            low,
+            high,
+            rng,
+            radius_nm=radii,
+            gap_nm=cfg.min_gap_nm,
+            what="vesicles: vesicle",
+            hint="lower count, density_per_100um2 or min_gap_nm",
         )
+        return numbered_spheres(self.class_names, centres, radii)
 
     def _radii(self, n: int, rng: np.random.Generator) -> np.ndarray:
         low, high = self.config.radius_nm
         if self.config.radius_distribution == "log_uniform":
             return np.exp(rng.uniform(np.log(low), np.log(high), n))
         return rng.uniform(low, high, n)
-
-
-def _place(radii: np.ndarray, extent: np.ndarray, cfg: VesiclesConfig, rng) -> np.ndarray:
-    """Centres by sequential rejection sampling: uniform in each vesicle's allowed box, at
-    least ``r_i + r_j + min_gap_nm`` from every vesicle placed before."""
-    n = len(radii)
-    placed = np.empty((n, 3))
-    for i, r in enumerate(radii):
-        margin = 0.0 if cfg.allow_partial else r
-        low = np.array([cfg.z_range_nm[0], margin, margin])
-        high = np.array([cfg.z_range_nm[1], extent[1] - margin, extent[2] - margin])
-        if (high < low).any():
-            raise ConfigError(
-                f"vesicles: a vesicle of radius {r:.0f} nm does not fit in the "
-                f"{extent[2]:g} x {extent[1]:g} nm field; lower radius_nm or set allow_partial"
-            )
-        need = radii[:i] + r + cfg.min_gap_nm
-        for _ in range(_MAX_BATCHES):
-            cand = low + (high - low) * rng.random((_BATCH, 3))
-            d2 = ((cand[:, None, :] - placed[None, :i, :]) ** 2).sum(-1)
-            ok = (d2 >= need**2).all(axis=1)
-            if ok.any():
-                placed[i] = cand[np.argmax(ok)]
-                break
-        else:
-            raise ConfigError(
-                f"vesicles: no free place for vesicle {i + 1} of {n} (radius {r:.0f} nm) after "
-                f"{_BATCH * _MAX_BATCHES} tries; lower count, density_per_100um2 or min_gap_nm"
-            )
-    return placed
 
 
 @hookimpl
