@@ -193,6 +193,13 @@ def test_a_tube_that_cannot_fit_is_a_config_error():
         _generate(cfg, field=small)
 
 
+def test_tubes_far_longer_than_the_field_are_a_config_error_not_a_crash():
+    cfg = MitochondriaConfig(length_nm=(50000, 60000))
+    for seed in range(5):
+        with pytest.raises(ConfigError, match="could not fit"):
+            _generate(cfg, seed=seed)
+
+
 def test_registers_the_structure():
     seen = []
     register_structures(lambda *args: seen.append(args))

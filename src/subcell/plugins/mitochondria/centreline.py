@@ -97,7 +97,9 @@ def _heights(
         spread = g.max() - g.min()
         if spread > 0:
             amp = min(amp, (high - low) / spread)
-        offset = rng.uniform(low - amp * g.min(), high - amp * g.max())
+        lowest, highest = low - amp * g.min(), high - amp * g.max()
+        # amp was capped so that lowest <= highest; rounding may still swap them by an ulp.
+        offset = rng.uniform(lowest, max(lowest, highest))
         return offset + amp * g
     # A branch: keep z0 + amp * g inside [low, high] on both sides.
     if g.max() > 0:
