@@ -11,6 +11,8 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 
+import attrs
+
 from subcell import __version__
 from subcell.core.errors import SubcellError
 
@@ -48,6 +50,9 @@ def _parser() -> argparse.ArgumentParser:
     plugins = _command(commands, "plugins", "list registered plugins", _cmd_plugins)
     plugins.add_argument("--json", action="store_true", help="machine-readable output")
     plugins.add_argument("--kind", help="only plugins of this kind")
+    plugins.add_argument(
+        "--params", action="store_true", help="also list each plugin's parameters and units"
+    )
 
     config = commands.add_parser("config", help="validate or show a config")
     config.set_defaults(handler=lambda a: config.print_help() or EXIT_USER_ERROR)
@@ -116,20 +121,34 @@ def _registry():
 
 
 def _cmd_plugins(args) -> int:
+    from subcell.core.configdoc import parameters
+
     registry = _registry()
-    rows = [r.as_dict() for r in registry.all(args.kind)]
+    registrations = registry.all(args.kind)
+    rows = [r.as_dict() for r in registrations]
+    if args.params:
+        for row, registration in zip(rows, registrations, strict=True):
+            row["parameters"] = [attrs.asdict(p) for p in parameters(registration.config_cls)]
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
     from rich.console import Console
     from rich.table import Table
 
+    console = Console()
     table = Table(title=f"subcell plugins ({len(rows)})")
     for column in ("kind", "name", "package", "version", "description"):
         table.add_column(column, overflow="fold")
     for row in rows:
         table.add_row(*(row[c] for c in ("kind", "name", "package", "version", "description")))
-    Console().print(table)
+    console.print(table)
+    for row in rows if args.params else ():
+        params = Table(title=f"{row['kind']} {row['name']}", title_justify="left")
+        for column in ("parameter", "default", "meaning"):
+            params.add_column(column, overflow="fold")
+        for p in row["parameters"]:
+            params.add_row(p["name"], p["default"], p["doc"])
+        console.print(params)
     return 0
 
 

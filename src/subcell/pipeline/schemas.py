@@ -117,6 +117,14 @@ class SimulateConfig:
     split
         Fractions (train, val, test) of the dataset's images, assigned at random from the
         seed.
+    step
+        Always ``simulate``: names the schema of the file.
+    structures
+        What is in the field: a list of ``{structure: {plugin: ...}, labelling: {plugin:
+        ...}}``, one entry per kind of structure (``subcell plugins --kind structure``).
+    photophysics, microscope, noise, ground_truth
+        The plugin of each stage, ``{plugin: NAME, key: value, ...}``; ``subcell plugins
+        --kind KIND --params`` lists the names and their parameters.
     """
 
     step: Literal["simulate"] = "simulate"
@@ -140,7 +148,15 @@ class SimulateConfig:
 
 @attrs.frozen(kw_only=True)
 class SegmentConfig:
-    """Segment images with one segmenter (a classical baseline or a learned model)."""
+    """Segment images with one segmenter (a classical baseline or a learned model).
+
+    Attributes
+    ----------
+    step
+        Always ``segment``.
+    segmenter
+        The segmenter, ``{plugin: NAME, ...}`` (``subcell plugins --kind segmenter``).
+    """
 
     step: Literal["segment"] = "segment"
     segmenter: SegmenterSpec
@@ -148,7 +164,15 @@ class SegmentConfig:
 
 @attrs.frozen(kw_only=True)
 class AnalyzeConfig:
-    """Measure segmented objects with one or more analytics plugins."""
+    """Measure segmented objects with one or more analytics plugins.
+
+    Attributes
+    ----------
+    step
+        Always ``analyze``.
+    analytics
+        A list of analytics plugins, ``{plugin: NAME, ...}`` each.
+    """
 
     step: Literal["analyze"] = "analyze"
     analytics: tuple[AnalyticsSpec, ...] = attrs.field(validator=attrs.validators.min_len(1))

@@ -22,6 +22,13 @@ class PngReaderConfig:
     PNG carries no usable physical pixel size, so ``voxel_nm`` is always used. With
     ``merge_identical_rgb`` a colour image whose channels are all equal (a grey image saved
     as RGB) becomes one channel; an alpha channel that is fully opaque is dropped.
+
+    Attributes
+    ----------
+    voxel_nm
+        Voxel size (z, y, x) in nm, used where the file does not state one.
+    merge_identical_rgb
+        Merge R, G and B into one channel when they are identical.
     """
 
     voxel_nm: tuple[float, float, float] = voxel_field()
@@ -74,6 +81,17 @@ class NumpyReaderConfig:
     ``.npy`` has no axis names or pixel size: ``axes`` ("" = YX, ZYX, CZYX, TCZYX by
     dimensionality) and ``voxel_nm`` say what the file holds. Files above ``lazy_above_mb``
     stay memory-mapped behind a dask array.
+
+    Attributes
+    ----------
+    voxel_nm
+        Voxel size (z, y, x) in nm, used where the file does not state one.
+    axes
+        Axis letters of the data, e.g. ``"ZYX"``; ``""`` infers them (see above).
+    lazy_above_mb
+        Files larger than this (MB) are read lazily instead of loaded.
+    check_finite
+        Reject data holding NaN or infinity (one pass over float data).
     """
 
     voxel_nm: tuple[float, float, float] = voxel_field()

@@ -54,6 +54,17 @@ class TiffReaderConfig:
     ``voxel_nm`` is used for each size the file does not state (OME or ImageJ metadata, or
     a metric resolution unit). Files above ``lazy_above_mb`` are read lazily (memory-mapped
     or chunk by chunk). ``check_finite`` rejects NaN/inf (a pass over float data).
+
+    Attributes
+    ----------
+    voxel_nm
+        Voxel size (z, y, x) in nm, used where the file does not state one.
+    axes
+        Axis letters of the data, e.g. ``"ZYX"``; ``""`` infers them (see above).
+    lazy_above_mb
+        Files larger than this (MB) are read lazily instead of loaded.
+    check_finite
+        Reject data holding NaN or infinity (one pass over float data).
     """
 
     voxel_nm: tuple[float, float, float] = voxel_field()
@@ -198,6 +209,11 @@ class TiffWriterConfig:
     ImageJ knows uint8, uint16 and float32: other integers are stored as uint16 when their
     values fit (else float32 when exact, else an error), float64 as float32. Masks go to
     ``<name>_mask.tif`` (Z, C, Y, X; one channel per class) and ``<name>_instances.tif``.
+
+    Attributes
+    ----------
+    compression
+        ``"none"`` or ``"zlib"`` (lossless, smaller files, slower to write).
     """
 
     compression: Literal["none", "zlib"] = attrs.field(

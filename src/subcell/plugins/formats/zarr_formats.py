@@ -18,6 +18,15 @@ class ZarrReaderConfig:
 
     ``axes`` "" takes the array's ``dimension_names`` when they are T/C/Z/Y/X letters, else
     YX, ZYX, CZYX, TCZYX by dimensionality.
+
+    Attributes
+    ----------
+    voxel_nm
+        Voxel size (z, y, x) in nm, used where the file does not state one.
+    axes
+        Axis letters of the data, e.g. ``"ZYX"``; ``""`` infers them (see above).
+    check_finite
+        Reject data holding NaN or infinity (one pass over float data).
     """
 
     voxel_nm: tuple[float, float, float] = voxel_field()
@@ -48,6 +57,15 @@ class OmeZarrReaderConfig:
     """Reading one resolution level of an OME-Zarr image (0.5, or 0.4 on zarr v2).
 
     ``voxel_nm`` fills in sizes the file lacks (no z axis, or a unit that is not a length).
+
+    Attributes
+    ----------
+    level
+        Resolution level to read (0 = full resolution).
+    voxel_nm
+        Voxel size (z, y, x) in nm, used where the file does not state one.
+    check_finite
+        Reject data holding NaN or infinity (one pass over float data).
     """
 
     level: int = attrs.field(default=0, validator=attrs.validators.ge(0))
@@ -81,7 +99,15 @@ def _chunks(instance, attribute, value) -> None:
 class OmeZarrWriterConfig:
     """Writing OME-Zarr 0.5 (zarr v3): ``n_levels`` resolution levels, each downsampled 2x
     in Y and X from the one before; chunks of ``chunk_zyx`` voxels (one channel and one
-    frame per chunk), each written by exactly one task."""
+    frame per chunk), each written by exactly one task.
+
+    Attributes
+    ----------
+    n_levels
+        Number of resolution levels (1 = full resolution only).
+    chunk_zyx
+        Chunk size (Z, Y, X) in voxels.
+    """
 
     n_levels: int = attrs.field(default=1, validator=attrs.validators.ge(1))
     chunk_zyx: tuple[int, int, int] = attrs.field(default=(16, 256, 256), validator=_chunks)
