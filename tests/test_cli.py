@@ -199,3 +199,22 @@ def test_simulate_bad_input_is_one_line_exit_2(tmp_path, capsys, argv, expected)
     assert status == 2
     assert len(err.strip().splitlines()) == 1 and expected in err, err
     assert not out.exists()
+
+
+def test_undersampling_is_a_one_line_warning_not_an_error(tmp_path, capsys):
+    out = tmp_path / "coarse.zarr"
+    status, _, err = run(
+        capsys,
+        "simulate",
+        _tiny(tmp_path),
+        "--out",
+        str(out),
+        "--n",
+        "1",
+        "--set",
+        "microscope.pixel_nm=160",
+    )
+    assert status == 0
+    warning = [line for line in err.splitlines() if "warning" in line]
+    assert len(warning) == 1 and warning[0].startswith("subcell: warning: pixel_nm (160)")
+    assert "Nyquist pixel 91.1 nm" in warning[0] and "Traceback" not in err

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 
 import attrs
@@ -27,7 +28,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USER_ERROR
     try:
-        return args.handler(args) or 0
+        with warnings.catch_warnings():
+            if not args.debug:
+                warnings.showwarning = _show_warning
+            return args.handler(args) or 0
     except SubcellError as exc:
         if args.debug:
             raise
@@ -36,6 +40,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("subcell: interrupted", file=sys.stderr)
         return 130
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings as one line, ``subcell: warning: ...`` (``--debug`` shows where from)."""
+    print(f"subcell: warning: {message}", file=file or sys.stderr)
 
 
 def _parser() -> argparse.ArgumentParser:
