@@ -182,3 +182,20 @@ def test_cuda_equals_cpu():
     assert isinstance(cuda.renderer(field), FourierRenderer)
     assert cuda.renderer(field).device.type == "cuda"
     assert _relative_error(b, a) < 1e-5
+
+
+def test_emitters_on_the_margin_map_inside_the_fine_grid(epi):
+    """Emitters at the very edges of the kept band (and some dropped ones) get fine-grid
+    cells in [0, n), and the image with dropped emitters equals that of the kept ones."""
+    renderer = _fresh_renderer(epi)
+    m, extent = renderer.margin_nm, 64 * 42.0
+    edge = np.nextafter(extent + m, 0.0)
+    yx = np.array([[-m, -m], [edge, edge], [-m, edge], [100.0, 200.0]])
+    for axis, cells in zip((renderer._y, renderer._x), renderer._fine_cells(yx), strict=True):
+        assert float(cells.min()) >= 0.0 and float(cells.max()) < axis.n_fine
+    photons = np.array([50.0, 50.0, 50.0, 80.0])
+    depth = np.full(4, 600.0)
+    outside = np.array([[-m - 1.0, 0.0], [0.0, extent + m]])
+    full = renderer.render(np.vstack([yx, outside]), np.full(6, 600.0), np.r_[photons, 9.0, 9.0])
+    assert np.array_equal(full, renderer.render(yx, depth, photons))
+    assert _relative_error(full, renderer.render(yx, depth, photons, exact=True)) < 1e-4

@@ -311,7 +311,8 @@ class FourierRenderer:
         depth_nm = np.asarray(depth_nm, dtype=float).ravel()
         photons = np.asarray(photons, dtype=float).ravel()
         keep = self._keep(yx_nm) & (photons > 0)
-        yx_nm, depth_nm, photons = yx_nm[keep], depth_nm[keep], photons[keep]
+        if not keep.all():  # boolean indexing copies: skip it in the common case
+            yx_nm, depth_nm, photons = yx_nm[keep], depth_nm[keep], photons[keep]
         shape = (self.n_planes, self._y.n_out, self._x.n_out)
         if len(photons) == 0:
             return np.zeros(shape, dtype=np.float32)
@@ -334,12 +335,7 @@ class FourierRenderer:
     def _fast_spectrum(self, yx_nm, local, weight, first, count) -> torch.Tensor:
         """Σ over slabs of the slab's filter × its emitters' spectrum, (Z, Fx, Fy) complex64."""
         y, x, dev = self._y, self._x, self.device
-        u_y, u_x = (  # fine-grid cells, in [0, n) (periodic)
-            torch.as_tensor(
-                np.mod((c - a.origin_nm) * (a.n_fine / a.period_nm), a.n_fine), device=dev
-            )
-            for c, a in ((yx_nm[:, 0], y), (yx_nm[:, 1], x))
-        )
+        u_y, u_x = self._fine_cells(yx_nm)
         local_t = torch.as_tensor(local, device=dev)
         weight_t = torch.as_tensor(weight, dtype=torch.float32, device=dev)
         pair = torch.arange(2, device=dev)[:, None]
@@ -381,6 +377,18 @@ class FourierRenderer:
             planes.append((filt[..., None] * coef).sum(0))
         total = torch.stack(planes)
         return torch.view_as_complex(total).reshape(-1, len(x.freq), len(y.freq))
+
+    def _fine_cells(self, yx_nm: np.ndarray) -> list[torch.Tensor]:
+        """Emitter positions in fine-grid cells, in ``[0, n)`` (periodic), float64 (N,) each."""
+        cells = []
+        for c, a in ((yx_nm[:, 0], self._y), (yx_nm[:, 1], self._x)):
+            u = (c - a.origin_nm) * (a.n_fine / a.period_nm)
+            # kept emitters lie in [0, n) but for rounding: np.mod (slow) only when needed
+            if len(u) and (u.min() < 0 or u.max() >= a.n_fine):
+                u = np.mod(u, a.n_fine)
+                u[u >= a.n_fine] = 0.0  # the mod of a tiny negative number can round to n
+            cells.append(torch.as_tensor(u, device=self.device))
+        return cells
 
     def _buffer(self, name: str, shape, dtype) -> torch.Tensor:
         """A persistent tensor of ``shape`` (contents undefined), grown when too small."""
