@@ -297,3 +297,60 @@ def test_surface_owned_axial_shortcut_changes_nothing():
     fast = capsule_union.surface_owned(points, owner, geom, axial=t)
     np.testing.assert_array_equal(plain, fast)
     assert 0.2 < plain.mean() < 0.99  # the joints really remove some points
+
+
+def test_cross_matches_numpy_bit_for_bit():
+    rng = _rng(11)
+    a = rng.normal(size=(500, 3)) * rng.choice([1e-9, 1.0, 1e6], (500, 3))
+    b = rng.normal(size=(500, 3))
+    a[::7], b[::5] = -0.0, [1.0, 0.0, 0.0]
+    mine = capsules._cross(a, b)
+    assert mine.tobytes() == np.cross(a, b).tobytes()
+
+
+def _owned_reference(points, owner, geom, neighbours, rejects):
+    """Every (point, neighbour) pair tested one by one, with the same arithmetic."""
+    keep = np.ones(len(owner), dtype=bool)
+    axis = geom.end_nm - geom.start_nm
+    for p in range(len(owner)):
+        i = owner[p]
+        for j in neighbours.indices[neighbours.indptr[i] : neighbours.indptr[i + 1]]:
+            w = (points[p] - geom.start_nm[j])[None]
+            d = axis[j][None]
+            dd = float(np.einsum("ij,ij->i", d, d)[0])
+            s = np.einsum("ij,ij->i", w, d) * (1.0 / dd if dd > 1e-12 else 0.0)
+            w = w - np.clip(s, 0.0, 1.0)[:, None] * d
+            dist2 = np.einsum("ij,ij->i", w, w)
+            if rejects(dist2, geom.radius_nm, np.array([j]), np.array([i]))[0]:
+                keep[p] = False
+    return keep
+
+
+def test_flattened_ownership_matches_pair_by_pair_tests():
+    """All pairs in one pass (with and without axial windows, points off the cylinder,
+    beyond its ends and on zero-length capsules) give the pair-by-pair answer."""
+    vertices = _helix(8, 90.0)
+    geom = _chain(np.vstack([vertices, vertices[-1:]]), 120.0)  # last capsule: a sphere
+    u, v, w, length = capsules.capsule_frames(geom)
+    rng = _rng(12)
+    owner = rng.integers(0, len(geom), 600)
+    t = (rng.random(len(owner)) * 1.2 - 0.1) * length[owner]
+    phi = rng.random(len(owner)) * 2 * np.pi
+    points = (
+        geom.start_nm[owner]
+        + t[:, None] * u[owner]
+        + 120.0 * (np.cos(phi)[:, None] * v[owner] + np.sin(phi)[:, None] * w[owner])
+    )
+    points[:40] = geom.end_nm[owner[:40]]  # exactly on joints
+    axial = np.where(rng.random(len(owner)) < 0.2, np.nan, t)
+    axial[:40] = np.nan  # not on their cylinder
+    nb = capsules.same_instance_neighbours(geom)
+    ref = _owned_reference(points, owner, geom, nb, capsule_union._surface_rejects)
+    assert 0 < (~ref).sum() < len(ref)
+    np.testing.assert_array_equal(capsule_union.surface_owned(points, owner, geom, nb), ref)
+    np.testing.assert_array_equal(
+        capsule_union.surface_owned(points, owner, geom, nb, axial=axial), ref
+    )
+    lower = capsule_union._lower(nb)
+    ref = _owned_reference(points, owner, geom, lower, capsule_union._volume_rejects)
+    np.testing.assert_array_equal(capsule_union.volume_owned(points, owner, geom, nb), ref)

@@ -143,6 +143,39 @@ def test_physics_fill_holes_turns_ring_into_disc():
     assert filled.instances[0, 32, 32] == 1 and hollow.instances[0, 32, 32] == 0
 
 
+def test_physics_masks_match_a_per_instance_reference():
+    """Random blobs of three instances (two classes), some rings, overlapping: the rule's
+    masks equal a plain reference (pixels with emitters, holes filled per instance with
+    scipy, overlaps to the instance with more emitters, ties to the lower id)."""
+    rng = _rng(21)
+    pos, inst, klass = [], [], []
+    for k, (cy, cx, r) in enumerate([(400, 400, 250), (700, 600, 300), (900, 300, 200)]):
+        angle = rng.random(3000) * 2 * np.pi
+        rad = r * (1 - 0.3 * rng.random(3000) ** 4)  # mostly a ring: holes to fill
+        pos.append(
+            np.column_stack(
+                [rng.random(3000) * 900, cy + rad * np.sin(angle), cx + rad * np.cos(angle)]
+            )
+        )
+        inst.append(np.full(3000, k + 1))
+        klass.append(np.full(3000, k % 2))
+    em = _emitters(np.vstack(pos), np.concatenate(inst), np.concatenate(klass), ("a", "b"))
+    masks = Physics(PhysicsConfig()).masks(Geometry.empty(), em, PLANE)
+    y = np.floor(em.position_nm[:, 1] / 20).astype(int)
+    x = np.floor(em.position_nm[:, 2] / 20).astype(int)
+    counts = np.zeros((4, 64, 64), int)
+    np.add.at(counts, (em.instance, y, x), 1)
+    filled = [ndimage.binary_fill_holes(counts[k] > 0) for k in range(4)]
+    score = np.where(filled, counts, -1)
+    score[0] = -1
+    best = np.argmax(score, axis=0)  # ties: the lower id
+    expected = np.where(score.max(axis=0) >= 0, best, 0)
+    np.testing.assert_array_equal(masks.instances[0], expected)
+    semantic = [filled[1] | filled[3], filled[2]]
+    np.testing.assert_array_equal(masks.semantic[:, 0], np.array(semantic, dtype=np.uint8))
+    assert (np.array(filled[1:]) & ~(counts[1:] > 0)).sum() > 50  # holes were filled
+
+
 def test_physics_overlap_goes_to_instance_with_more_emitters():
     pos = [[0, 105, 105]] * 4 + [[0, 110, 110]] * 3
     em = _emitters(pos, instance=np.array([1, 2, 2, 2, 5, 5, 5]))

@@ -63,9 +63,12 @@ def joint_caps(geometry) -> JointCaps:
     solid = np.flatnonzero(radius > 0)
     ends = np.concatenate([geometry.start_nm, geometry.end_nm])
     key = np.column_stack([geometry.instance[capsule].astype(float), ends])[solid]
-    _, group = np.unique(key, axis=0, return_inverse=True)
-    order = np.argsort(group, kind="stable")
-    entry, group = solid[order], group.ravel()[order]
+    # Group equal (instance, point) rows: a stable lexsort keeps each group in entry order
+    # (cheaper than np.unique(..., axis=0) and the same groups).
+    order = np.lexsort(key.T[::-1])
+    key = key[order]
+    group = np.cumsum(np.r_[False, (key[1:] != key[:-1]).any(axis=1)])
+    entry = solid[order]
     surface = np.zeros(2 * m, dtype=bool)
     volume = np.zeros(2 * m, dtype=bool)
     partner = np.full((2 * m, 3), np.nan)
@@ -121,13 +124,70 @@ def _windows(geometry, neighbours: Neighbours, tol: np.ndarray):
     return low, high
 
 
-def _owned(points, owner, geometry, neighbours: Neighbours, rejects, axial=None) -> np.ndarray:
-    """Keep mask: ``rejects(dist2, r_j, j, i)`` tested against each neighbour in turn.
+#: Bins per capsule axis for finding which windows (see :func:`_windows`) hold a point; one
+#: more cell per capsule lists all its pairs (points off the cylinder, axial NaN).
+_AXIAL_BINS = 32
 
-    Neighbour ``k`` of every surviving point is tested in round ``k``; nearest-first lists
-    mean most rejected points leave in the first rounds, so later rounds are small. With
-    ``axial`` (the axial position of points on their capsule's cylinder surface, NaN for
-    others), pairs outside :func:`_windows` are skipped without computing a distance.
+
+def _expand(indptr, rows):
+    """Flattened CSR lookup: for each entry of ``rows`` (indices into ``indptr``), every
+    position ``indptr[row]:indptr[row + 1]``; returns (which entry, position)."""
+    first, count = indptr[rows], indptr[rows + 1] - indptr[rows]
+    ends = np.cumsum(count)
+    entry = np.repeat(np.arange(len(rows)), count)
+    position = np.arange(ends[-1] if len(ends) else 0) + np.repeat(first - ends + count, count)
+    return entry, position
+
+
+def _cell_pairs(neighbours: Neighbours, low, high, scale):
+    """CSR lists of pairs per (capsule, axial bin) cell: each pair under every bin its window
+    ``[low, high]`` touches (all bins where a bound is NaN) and under its capsule's last
+    cell, the one for points with no usable axial position."""
+    m, cells = len(neighbours.degree), _AXIAL_BINS + 1
+    i = np.repeat(np.arange(m), neighbours.degree)
+    with np.errstate(invalid="ignore"):  # inf * 0 on a zero-length capsule: NaN
+        lo, hi = low * scale[i], high * scale[i]
+    unknown = np.isnan(lo) | np.isnan(hi)
+    lo, hi = np.where(unknown, 0.0, lo), np.where(unknown, _AXIAL_BINS - 1.0, hi)
+    # floor and clip are monotone, so t in [low, high] puts t's bin in [bin(low), bin(high)].
+    b_lo = np.clip(np.floor(lo), 0, _AXIAL_BINS - 1).astype(np.int64)
+    b_hi = np.clip(np.floor(hi), 0, _AXIAL_BINS - 1).astype(np.int64)
+    span = np.where(lo <= hi, b_hi - b_lo + 1, 0) + 1  # + the capsule's last cell
+    span_ptr = np.zeros(len(span) + 1, dtype=np.int64)
+    np.cumsum(span, out=span_ptr[1:])
+    pair, cell = _expand(span_ptr, np.arange(len(span)))
+    cell += (i * cells + b_lo - span_ptr[:-1])[pair]
+    last = span_ptr[1:] - 1
+    cell[last] = i * cells + _AXIAL_BINS
+    order = np.argsort(cell, kind="stable")
+    cell_ptr = np.zeros(m * cells + 1, dtype=np.int64)
+    np.cumsum(np.bincount(cell, minlength=m * cells), out=cell_ptr[1:])
+    return cell_ptr, pair[order]
+
+
+def _candidates(owner, axial, neighbours: Neighbours, low, high, length):
+    """(point, pair) candidates whose axial position may lie in the pair's window (all
+    pairs for points with NaN ``axial``): bins only narrow the search, so the exact window
+    test follows."""
+    scale = np.where(length > _EPS, _AXIAL_BINS / np.where(length > _EPS, length, 1.0), 0.0)
+    cell_ptr, cell_pair = _cell_pairs(neighbours, low, high, scale)
+    with np.errstate(invalid="ignore"):
+        x = np.floor(axial * scale[owner])
+    # fmin maps NaN to the all-pairs cell; positions at or past the end go there too.
+    b = np.fmax(np.fmin(x, _AXIAL_BINS), 0).astype(np.int64)
+    point, slot = _expand(cell_ptr, owner * (_AXIAL_BINS + 1) + b)
+    pair = cell_pair[slot]
+    t = axial[point]
+    near = ~((t < low[pair]) | (t > high[pair]))  # NaN (not on a cylinder): test
+    return point[near], pair[near]
+
+
+def _owned(points, owner, geometry, neighbours: Neighbours, rejects, axial=None) -> np.ndarray:
+    """Keep mask: a point goes when ``rejects(dist2, j, i)`` holds for any neighbour ``j``.
+
+    All (point, neighbour) pairs are tested in one flattened pass. With ``axial`` (the
+    axial position of points on their capsule's cylinder surface, NaN for others), pairs
+    outside :func:`_windows` are skipped without computing a distance.
     """
     keep = np.ones(len(owner), dtype=bool)
     if not len(owner) or not len(neighbours.indices):
@@ -136,30 +196,23 @@ def _owned(points, owner, geometry, neighbours: Neighbours, rejects, axial=None)
     axis = geometry.end_nm - start
     dd = np.einsum("ij,ij->i", axis, axis)
     inv = np.where(dd > _EPS, 1.0 / np.where(dd > _EPS, dd, 1.0), 0.0)
-    if axial is not None:
+    if axial is None:
+        point, pair = _expand(neighbours.indptr, owner)
+    else:
+        length = np.sqrt(dd)  # only sets the bin size: need not match capsule_frames
         low, high = _windows(geometry, neighbours, _ON_SURFACE_NM * (1.0 + geometry.radius_nm))
-    degree = neighbours.degree
-    alive = np.flatnonzero(degree[owner] > 0)
-    k = 0
-    while len(alive):
-        pair = neighbours.indptr[owner[alive]] + k
-        test = alive
-        if axial is not None:
-            t = axial[alive]
-            near = ~((t < low[pair]) | (t > high[pair]))  # NaN (not on a cylinder): test
-            test, pair = alive[near], pair[near]
-        i, j = owner[test], neighbours.indices[pair]
-        w = np.take(points, test, axis=0)
-        w -= np.take(start, j, axis=0)
-        d = np.take(axis, j, axis=0)
-        s = np.einsum("ij,ij->i", w, d)
-        s *= inv[j]
-        np.clip(s, 0.0, 1.0, out=s)
-        w -= s[:, None] * d
-        out = rejects(np.einsum("ij,ij->i", w, w), geometry.radius_nm[j], j, i)
-        keep[test[out]] = False
-        k += 1
-        alive = alive[keep[alive] & (degree[owner[alive]] > k)]
+        point, pair = _candidates(owner, axial, neighbours, low, high, length)
+    i, j = owner[point], neighbours.indices[pair]
+    w = np.take(points, point, axis=0)
+    w -= np.take(start, j, axis=0)
+    d = np.take(axis, j, axis=0)
+    s = np.einsum("ij,ij->i", w, d)
+    s *= inv[j]
+    np.clip(s, 0.0, 1.0, out=s)
+    d *= s[:, None]
+    w -= d
+    out = rejects(np.einsum("ij,ij->i", w, w), geometry.radius_nm, j, i)
+    keep[point[out]] = False
     return keep
 
 
@@ -172,15 +225,22 @@ def _lower(neighbours: Neighbours) -> Neighbours:
     return Neighbours(indptr, neighbours.indices[lower])
 
 
-def _surface_rejects(dist2, r, j, i):
-    """Strictly inside capsule ``j``, or on its surface when ``j`` is lower-numbered."""
-    tol = _ON_SURFACE_NM * (1.0 + r)
-    return (dist2 < (r - tol) ** 2) | ((j < i) & (dist2 <= (r + tol) ** 2))
+def _surface_rejects(dist2, radius, j, i):
+    """Strictly inside capsule ``j``, or on its surface when ``j`` is lower-numbered
+    (thresholds per capsule, then gathered: the same numbers as per pair)."""
+    tol = _ON_SURFACE_NM * (1.0 + radius)
+    inner, outer = ((radius - tol) ** 2)[j], ((radius + tol) ** 2)[j]
+    out = dist2 <= outer
+    out &= j < i
+    out |= dist2 < inner
+    return out
 
 
-def _volume_rejects(dist2, r, j, i):
+def _volume_rejects(dist2, radius, j, i):
     """Inside a lower-numbered capsule ``j``."""
-    return (j < i) & (dist2 <= r * r)
+    out = dist2 <= (radius * radius)[j]
+    out &= j < i
+    return out
 
 
 def surface_owned(

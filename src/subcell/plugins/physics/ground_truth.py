@@ -42,6 +42,8 @@ __all__ = [
 _CLASS_SPAN = 1 << 16
 # Largest key counted with a histogram (int64 bins: 32 MiB) rather than by sorting.
 _BINCOUNT_MAX = 1 << 22
+# Largest (instance, class) table that groups emitters without sorting.
+_TABLE_MAX = 1 << 16
 
 
 def class_names_for(geometry: Geometry | None, emitters: Emitters | None) -> tuple[str, ...]:
@@ -142,20 +144,48 @@ def emitter_voxels(
     ``grid`` is ``field.shape`` or, to project along z, ``(1, Y, X)``: then z is dropped.
     With ``clamp_z`` positions above or below a z-stack count in its first or last plane.
     """
+    if grid[0] == 1:  # a projection: z is dropped, so only y and x are computed
+        return _plane_voxels(positions_nm, field, grid)
     idx = np.floor(positions_nm / np.asarray(field.voxel_nm)).astype(np.int64)
-    if grid[0] == 1:
-        idx[:, 0] = 0
-    elif clamp_z:
+    if clamp_z:
         idx[:, 0] = np.clip(idx[:, 0], 0, grid[0] - 1)
     ok = ((idx >= 0) & (idx < np.asarray(grid))).all(axis=1)
     flat = np.ravel_multi_index(tuple(np.where(ok[:, None], idx, 0).T), grid)
     return flat, ok
 
 
+def _plane_voxels(positions_nm: np.ndarray, field: Field, grid: tuple[int, int, int]):
+    """:func:`emitter_voxels` on a ``(1, Y, X)`` grid, on y and x only. Bounds are checked on
+    the floored floats, which agrees with checking their int64 casts: NaN, inf and values
+    beyond int64 fail both ways."""
+    positions_nm = np.asarray(positions_nm, dtype=float)
+    _, vy, vx = field.voxel_nm
+    iy = np.floor(positions_nm[:, 1] / vy)
+    ix = np.floor(positions_nm[:, 2] / vx)
+    ok = (iy >= 0) & (iy < grid[1]) & (ix >= 0) & (ix < grid[2])
+    flat = np.where(ok, iy, 0).astype(np.int64) * grid[2]
+    flat += np.where(ok, ix, 0).astype(np.int64)
+    return flat, ok
+
+
 def emitter_groups(instance: np.ndarray, klass: np.ndarray):
     """Distinct (instance, class) pairs as (G, 2), and each emitter's pair index."""
+    instance, klass = instance.astype(np.int64), klass.astype(np.int64)
+    if len(instance):
+        i_lo, k_lo = int(instance.min()), int(klass.min())
+        i_span, k_span = int(instance.max()) - i_lo + 1, int(klass.max()) - k_lo + 1
+        if i_span * k_span <= _TABLE_MAX:
+            # Few distinct ids (the usual case): a presence table replaces the sort. Keys
+            # are ranked in (instance, class) order, as np.unique ranks them.
+            key = (instance - i_lo) * k_span + (klass - k_lo)
+            present = np.zeros(i_span * k_span, dtype=bool)
+            present[key] = True
+            keys = np.flatnonzero(present)
+            rank = np.cumsum(present) - 1
+            pairs = np.column_stack([keys // k_span + i_lo, keys % k_span + k_lo])
+            return pairs, rank[key]
     # One int64 per pair: a 1-D unique sorts far faster than np.unique(..., axis=0).
-    key = instance.astype(np.int64) * _CLASS_SPAN + (klass.astype(np.int64) + _CLASS_SPAN // 2)
+    key = instance * _CLASS_SPAN + (klass + _CLASS_SPAN // 2)
     keys, group = np.unique(key, return_inverse=True)
     pairs = np.column_stack([keys // _CLASS_SPAN, keys % _CLASS_SPAN - _CLASS_SPAN // 2])
     return pairs, group.ravel()
@@ -176,7 +206,9 @@ def resolve_overlaps(v_of, label, score, shape, dtype=np.uint32) -> np.ndarray:
     out = np.zeros(shape, dtype=dtype)
     keep = label > 0
     v, lab, s = v_of[keep], label[keep], score[keep]
-    if len(v):
+    if len(v) and np.bincount(v, minlength=out.size).max() == 1:
+        out.reshape(-1)[v] = lab  # one candidate per voxel: nothing to resolve
+    elif len(v):
         order = np.lexsort((lab, -s, v))
         v, lab = v[order], lab[order]
         first = np.r_[True, v[1:] != v[:-1]]

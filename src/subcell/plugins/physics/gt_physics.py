@@ -91,18 +91,39 @@ class Physics(MaskRule):
 
 
 def _fill_holes(g_of, v_of, score, shape):
-    """Add each group's enclosed holes (per plane) with score 0, working on bounding boxes."""
-    order = np.argsort(g_of, kind="stable")
-    g_of, v_of, score = g_of[order], v_of[order], score[order]
+    """Add each group's enclosed holes (per plane) with score 0, working on bounding boxes.
+
+    A hole is a background component (4-connected, within its plane) that touches no edge
+    of the box: exactly what :func:`scipy.ndimage.binary_fill_holes` fills with the in-plane
+    structure, found with one labelling pass instead of repeated dilations.
+    """
+    if np.any(g_of[1:] < g_of[:-1]):  # the rule passes them sorted by group
+        order = np.argsort(g_of, kind="stable")
+        g_of, v_of, score = g_of[order], v_of[order], score[order]
     starts = np.flatnonzero(np.r_[True, g_of[1:] != g_of[:-1]])
     ends = np.r_[starts[1:], len(g_of)]
     new_g, new_v = [g_of], [v_of]
     for a, b in zip(starts, ends, strict=True):
-        coords = np.stack(np.unravel_index(v_of[a:b], shape), axis=1)
-        lo, hi = coords.min(axis=0), coords.max(axis=0) + 1
-        crop = np.zeros(tuple(hi - lo), dtype=bool)
-        crop[tuple((coords - lo).T)] = True
-        holes = ndimage.binary_fill_holes(crop, structure=_IN_PLANE) & ~crop
+        coords = np.unravel_index(v_of[a:b], shape)
+        lo = np.array([c.min() for c in coords])
+        hi = np.array([c.max() for c in coords]) + 1
+        if (hi - lo)[1:].min() < 3:  # too thin to enclose anything
+            continue
+        background = np.ones(tuple(hi - lo), dtype=bool)
+        background[tuple(c - low for c, low in zip(coords, lo, strict=True))] = False
+        label, _ = ndimage.label(background, structure=_IN_PLANE)
+        edge = np.concatenate(
+            [
+                label[:, 0].ravel(),
+                label[:, -1].ravel(),
+                label[:, :, 0].ravel(),
+                label[:, :, -1].ravel(),
+            ]
+        )
+        outside = np.zeros(label.max() + 1, dtype=bool)
+        outside[edge] = True
+        holes = ~outside[label]
+        holes &= background
         if holes.any():
             hz, hy, hx = np.nonzero(holes)
             new_v.append(np.ravel_multi_index((hz + lo[0], hy + lo[1], hx + lo[2]), shape))
