@@ -10,23 +10,14 @@ from subcell.plugins.microscopes import Airyscan, AiryscanConfig, Epi, EpiConfig
 from subcell.plugins.microscopes.airyscan import airy_unit_nm
 from subcell.plugins.microscopes.confocal import detector_disk, sheppard_factor
 from subcell.plugins.microscopes.psf import radial_psf
+from subcell.plugins.microscopes.theory import measured_fwhm_nm
 
 BEAD_FIELD = Field((1, 121, 121), (1300.0, 10.0, 10.0))
 
 
-def _fwhm(profile: np.ndarray, step: float) -> float:
-    c = int(np.argmax(profile))
-    half = profile[c] / 2
-    right = c + int(np.argmax(profile[c:] < half))
-    left = c - int(np.argmax(profile[c::-1] < half))
-    xr = right - 1 + (profile[right - 1] - half) / (profile[right - 1] - profile[right])
-    xl = left + 1 - (profile[left + 1] - half) / (profile[left + 1] - profile[left])
-    return (xr - xl) * step
-
-
 def _bead_fwhm(microscope) -> float:
     image = microscope.psf(BEAD_FIELD)[0, 0]
-    return float(np.mean([_fwhm(image[60], 10.0), _fwhm(image[:, 60], 10.0)]))
+    return float(np.mean([measured_fwhm_nm(image[60], 10.0), measured_fwhm_nm(image[:, 60], 10.0)]))
 
 
 @pytest.fixture(scope="module")

@@ -30,6 +30,7 @@ from subcell.plugins.microscopes.psf import (
     radial_otf,
     radial_psf,
 )
+from subcell.plugins.microscopes.theory import measured_fwhm_nm
 
 MATCHED = dict(sample_index=1.515)  # no refractive-index mismatch
 
@@ -45,17 +46,6 @@ def _emitters(pos, photons=None):
         klass=np.zeros(n),
         class_names=("point",),
     )
-
-
-def _fwhm(profile: np.ndarray, step: float) -> float:
-    """Full width at half maximum by linear interpolation of the two half-max crossings."""
-    c = int(np.argmax(profile))
-    half = profile[c] / 2
-    right = c + int(np.argmax(profile[c:] < half))
-    left = c - int(np.argmax(profile[c::-1] < half))
-    xr = right - 1 + (profile[right - 1] - half) / (profile[right - 1] - profile[right])
-    xl = left + 1 - (profile[left + 1] - half) / (profile[left + 1] - profile[left])
-    return (xr - xl) * step
 
 
 def _direct(microscope, field, pos, sub=7):
@@ -88,7 +78,7 @@ def test_in_focus_lateral_fwhm_matches_theory(na):
     image = microscope.psf(Field((1, 151, 151), (1300.0, 5.0, 5.0)))[0, 0]
     theory = th.lateral_fwhm_nm(na, 510.0)  # 187.4 nm at NA 1.4, 328.0 nm at NA 0.8
     for profile in (image[75], image[:, 75]):
-        assert _fwhm(profile, 5.0) == pytest.approx(theory, rel=0.01)
+        assert measured_fwhm_nm(profile, 5.0) == pytest.approx(theory, rel=0.01)
 
 
 @pytest.mark.parametrize(
@@ -291,9 +281,11 @@ def test_bead_fwhm_matches_the_model_under_index_mismatch():
     model = radial_psf(microscope.optics, r, 650.0, best_focus_nm(microscope.optics, 650.0))
     model_fwhm = 2 * r[np.argmax(model < model[0] / 2)]  # 197.9 nm: aberrated
     for profile in (image[60], image[:, 60]):
-        assert _fwhm(profile, 8.0) == pytest.approx(model_fwhm, rel=0.05)
+        assert measured_fwhm_nm(profile, 8.0) == pytest.approx(model_fwhm, rel=0.05)
         # pixel integration of 8 nm widens it by ~0.3 %; Airy (no mismatch): 187.4 nm
-        assert _fwhm(profile, 8.0) == pytest.approx(th.lateral_fwhm_nm(1.4, 510.0), rel=0.1)
+        assert measured_fwhm_nm(profile, 8.0) == pytest.approx(
+            th.lateral_fwhm_nm(1.4, 510.0), rel=0.1
+        )
 
 
 def test_config_validation_names_the_field():
@@ -347,3 +339,12 @@ def test_registration_and_protocol():
             n_z=3,
         )
         assert call[2](config).field((8, 8)).shape == (3, 8, 8)
+
+
+def test_measured_fwhm_of_a_sampled_gaussian_and_bad_profiles():
+    x = np.arange(-50, 51) * 4.0
+    sigma = 37.0
+    gaussian = np.exp(-(x**2) / (2 * sigma**2))
+    assert measured_fwhm_nm(gaussian, 4.0) == pytest.approx(2.3548 * sigma, rel=5e-3)
+    with pytest.raises(ValueError, match="half its maximum"):
+        measured_fwhm_nm(np.linspace(0.0, 1.0, 20), 1.0)  # a ramp: no left crossing

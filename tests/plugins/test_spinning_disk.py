@@ -16,23 +16,14 @@ from subcell.plugins.microscopes import (
     emission_spectrum,
 )
 from subcell.plugins.microscopes.spectra import lognormal_width
+from subcell.plugins.microscopes.theory import measured_fwhm_nm
 
 BEAD_FIELD = Field((1, 101, 101), (1300.0, 12.0, 12.0))
 
 
-def _fwhm(profile: np.ndarray, step: float) -> float:
-    c = int(np.argmax(profile))
-    half = profile[c] / 2
-    right = c + int(np.argmax(profile[c:] < half))
-    left = c - int(np.argmax(profile[c::-1] < half))
-    xr = right - 1 + (profile[right - 1] - half) / (profile[right - 1] - profile[right])
-    xl = left + 1 - (profile[left + 1] - half) / (profile[left + 1] - profile[left])
-    return (xr - xl) * step
-
-
 def _fwhm_2d(image: np.ndarray) -> float:
     c = image.shape[0] // 2
-    return float(np.mean([_fwhm(image[c], 12.0), _fwhm(image[:, c], 12.0)]))
+    return float(np.mean([measured_fwhm_nm(image[c], 12.0), measured_fwhm_nm(image[:, c], 12.0)]))
 
 
 def _emitters(pos, photons):

@@ -10,12 +10,42 @@ __all__ = [
     "axial_fwhm_nm",
     "axial_intensity",
     "lateral_fwhm_nm",
+    "measured_fwhm_nm",
     "paraxial_focal_depth_nm",
 ]
 
 #: FWHM of the Airy intensity (2 J₁(v)/v)² is v = 3.2327, i.e. 0.5145 λ/NA
 #: (Born & Wolf, Principles of Optics, §8.5.2; the "0.51 λ/NA" of Cole et al. 2011).
 AIRY_FWHM_FACTOR = 3.2326799 / (2.0 * np.pi)
+
+
+def measured_fwhm_nm(profile, step_nm: float) -> float:
+    """Full width at half maximum of a sampled peak (e.g. a line through a bead image).
+
+    Parameters
+    ----------
+    profile
+        1-D intensity samples holding one peak that falls below half its maximum on
+        both sides.
+    step_nm
+        Sample spacing, nm.
+
+    Returns
+    -------
+    float
+        Distance between the two half-maximum crossings, each found by linear
+        interpolation between the samples around it, nm.
+    """
+    profile = np.asarray(profile, dtype=float)
+    c = int(np.argmax(profile))
+    half = profile[c] / 2
+    right = c + int(np.argmax(profile[c:] < half))
+    left = c - int(np.argmax(profile[c::-1] < half))
+    if right == c or left == c:
+        raise ValueError("the profile does not fall below half its maximum on both sides")
+    xr = right - 1 + (profile[right - 1] - half) / (profile[right - 1] - profile[right])
+    xl = left + 1 - (profile[left + 1] - half) / (profile[left + 1] - profile[left])
+    return float((xr - xl) * step_nm)
 
 
 def lateral_fwhm_nm(na: float, wavelength_nm: float) -> float:
