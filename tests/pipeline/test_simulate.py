@@ -95,6 +95,19 @@ def test_background_is_uniform_and_drawn_per_tile(config):
     assert all(2 <= b <= 9 for b in drawn) and len(set(drawn)) == 4
 
 
+def test_montage_tiles_share_background_and_snr_target(config):
+    """The four tiles of a montage are one camera frame: no seams between them."""
+    setting = ("montage=true", "background_photons=[2, 9]", "snr=[2, 4]")
+    stats = [simulate_field(config(*setting), index=i).stats for i in range(8)]
+    first, second = stats[:4], stats[4:]
+    assert len({s.background_photons for s in first}) == 1
+    assert len({s.snr_target for s in first}) == 1
+    assert first[0].background_photons != second[0].background_photons
+    assert first[0].snr_target != second[0].snr_target
+    # each tile still reaches the shared target with its own photon scale
+    assert all(abs(s.snr - s.snr_target) < 1e-6 * s.snr_target for s in stats)
+
+
 @pytest.mark.parametrize("bad", ["[5, 1]", "[-1, 2]"])
 def test_bad_ranges_are_config_errors(config, bad):
     with pytest.raises(ConfigError, match="background_photons"):

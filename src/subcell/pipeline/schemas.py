@@ -102,11 +102,12 @@ class SimulateConfig:
         Sample thickness holding the structures when the microscope images one plane, nm.
     background_photons
         Range ``[lo, hi]`` of a uniform background (autofluorescence, out-of-focus haze) in
-        expected photons per pixel per frame, drawn uniformly per tile and added to every
-        channel of the clean image.
+        expected photons per pixel per frame, drawn uniformly per dataset image (the four
+        tiles of a montage share it) and added to every channel of the clean image.
     snr
         Optional range ``[lo, hi]`` of the target signal-to-noise ratio (Sekh et al.: 2-4).
-        When set, a target is drawn uniformly per tile and the emitters' photons are scaled
+        When set, a target is drawn uniformly per dataset image (shared by a montage's
+        tiles) and each tile's emitter photons are scaled
         so the tile's SNR equals it (definition: :mod:`subcell.pipeline.photon_budget`).
         ``null``: the labellings' photons are used as they are.
     motion

@@ -192,9 +192,14 @@ def _move(config: SimulateConfig, index: int, geometry: Geometry, emitters: Emit
 
 
 def _photon_budget(config: SimulateConfig, index: int, structure: np.ndarray, noise) -> TileStats:
-    """Draw the tile's background and SNR target; solve for the photon scale."""
+    """Draw the tile's background and SNR target; solve for the photon scale.
+
+    The four tiles of a montage are one camera frame: they share the background and the SNR
+    target, drawn from the montage's first tile, so no seams show between them.
+    """
+    conditions = 4 * (index // 4) if config.montage else index
     lo, hi = config.background_photons
-    background = float(_rng(config.seed, index, _BACKGROUND).uniform(lo, hi))
+    background = float(_rng(config.seed, conditions, _BACKGROUND).uniform(lo, hi))
     has_sd = callable(getattr(noise, "noise_sd_photons", None))
     target, scale = math.nan, 1.0
     if config.snr is not None:
@@ -203,7 +208,7 @@ def _photon_budget(config: SimulateConfig, index: int, structure: np.ndarray, no
                 f"snr: noise plugin {config.noise.plugin!r} does not report noise_sd_photons, "
                 f"so no SNR can be set; remove 'snr'"
             )
-        target = float(_rng(config.seed, index, _BUDGET).uniform(*config.snr))
+        target = float(_rng(config.seed, conditions, _BUDGET).uniform(*config.snr))
         scale = photon_scale_for_snr(structure, background, noise, target)
     achieved = snr(structure, background, noise, scale) if has_sd else math.nan
     return TileStats(target, achieved, background, scale)
