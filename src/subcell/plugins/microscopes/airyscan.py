@@ -17,7 +17,7 @@ from __future__ import annotations
 import attrs
 
 from subcell.plugins.microscopes.base import FourierMicroscope, OpticsConfig, float_field
-from subcell.plugins.microscopes.confocal import ReassignedConfocalOTF, sheppard_factor
+from subcell.plugins.microscopes.confocal import ReassignedConfocalOTF, sheppard_factor_of
 
 __all__ = ["Airyscan", "AiryscanConfig", "airy_unit_nm"]
 
@@ -28,10 +28,6 @@ _ge0 = attrs.validators.ge(0)
 def airy_unit_nm(na: float, wavelength_nm: float) -> float:
     """One Airy unit: the diameter of the Airy disk's first dark ring, ``1.22 λ / NA``."""
     return 1.22 * wavelength_nm / na
-
-
-def _sheppard(self) -> float:
-    return sheppard_factor(self.excitation_nm, self.emission_nm)
 
 
 @attrs.frozen(kw_only=True)
@@ -66,7 +62,7 @@ class AiryscanConfig(OpticsConfig):
     excitation_nm: float = float_field(488.0, _gt0)
     detector_diameter_au: float = float_field(1.25, _ge0)
     reassignment_factor: float = attrs.field(
-        default=attrs.Factory(_sheppard, takes_self=True),
+        default=attrs.Factory(sheppard_factor_of, takes_self=True),
         converter=float,
         validator=[attrs.validators.ge(0), attrs.validators.le(1)],
     )

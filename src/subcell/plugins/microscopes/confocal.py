@@ -46,7 +46,13 @@ from scipy.special import j0
 from subcell.plugins.microscopes.psf import GibsonLanni, otf_cutoff_per_nm, radial_psf
 from subcell.plugins.microscopes.theory import airy_otf
 
-__all__ = ["ReassignedConfocalOTF", "detector_disk", "sheppard_factor", "wiener_filter"]
+__all__ = [
+    "ReassignedConfocalOTF",
+    "detector_disk",
+    "sheppard_factor",
+    "sheppard_factor_of",
+    "wiener_filter",
+]
 
 #: Sample spacing of the radial PSF tables the effective PSF is interpolated from:
 #: linear interpolation errs by < 2e-5 of the peak at NA 1.4.
@@ -65,6 +71,12 @@ _PAIRS_AT_ONCE = 8
 def sheppard_factor(excitation_nm: float, emission_nm: float) -> float:
     """Reassignment factor ``λ_ex² / (λ_ex² + λ_em²)`` (Gaussian-PSF optimum)."""
     return excitation_nm**2 / (excitation_nm**2 + emission_nm**2)
+
+
+def sheppard_factor_of(config) -> float:
+    """:func:`sheppard_factor` of a config's ``excitation_nm`` and ``emission_nm``: the
+    default of every confocal ``reassignment_factor`` (an attrs ``Factory(takes_self)``)."""
+    return sheppard_factor(config.excitation_nm, config.emission_nm)
 
 
 def detector_disk(diameter_nm: float) -> tuple[np.ndarray, np.ndarray]:

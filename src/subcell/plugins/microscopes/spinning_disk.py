@@ -32,7 +32,7 @@ import numpy as np
 
 from subcell.core.model import Emitters, Field
 from subcell.plugins.microscopes.base import FourierMicroscope, OpticsConfig, float_field
-from subcell.plugins.microscopes.confocal import ReassignedConfocalOTF, sheppard_factor
+from subcell.plugins.microscopes.confocal import ReassignedConfocalOTF, sheppard_factor_of
 from subcell.plugins.microscopes.spectra import band_fraction
 
 __all__ = ["NILE_RED_CHANNELS", "SpinningDisk", "SpinningDiskConfig"]
@@ -62,10 +62,6 @@ def _check_channels(instance, attribute, value):
     for name, lo, hi in value:
         if not 0 < lo < hi:
             raise ValueError(f"channels: band {name!r} must have 0 < lo_nm < hi_nm, got {lo}, {hi}")
-
-
-def _sheppard(self) -> float:
-    return sheppard_factor(self.excitation_nm, self.emission_nm)
 
 
 @attrs.frozen(kw_only=True)
@@ -108,7 +104,7 @@ class SpinningDiskConfig(OpticsConfig):
     excitation_nm: float = float_field(488.0, _gt0)
     pinhole_nm: float = float_field(500.0, _ge0)
     reassignment_factor: float = attrs.field(
-        default=attrs.Factory(_sheppard, takes_self=True),
+        default=attrs.Factory(sheppard_factor_of, takes_self=True),
         converter=float,
         validator=[attrs.validators.ge(0), attrs.validators.le(1)],
     )
