@@ -13,6 +13,7 @@ import attrs
 
 from subcell.core.structuring import spec_type
 from subcell.core.validators import value_range
+from subcell.pipeline.train_schema import TrainConfig
 
 StructureSpec = spec_type("structure")
 LabellingSpec = spec_type("labelling")
@@ -182,6 +183,7 @@ class AnalyzeConfig:
 #: step name -> its config class; the ``step`` key of a config file selects one.
 STEP_SCHEMAS: dict[str, type] = {
     "simulate": SimulateConfig,
+    "train": TrainConfig,
     "segment": SegmentConfig,
     "analyze": AnalyzeConfig,
 }

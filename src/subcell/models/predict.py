@@ -1,0 +1,160 @@
+"""Inference with a loaded model: normalise, sliding-window prediction, masks from probabilities.
+
+These are the steps every segmentation path shares (an in-memory image here, blocks of a
+larger-than-memory volume in the chunked path), so both give the same answer.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from subcell.core.errors import VolumeError
+from subcell.core.metrics import class_index_map
+
+if TYPE_CHECKING:
+    import torch
+
+    from subcell.models import LoadedModel
+
+__all__ = [
+    "activation",
+    "class_index_map",
+    "class_masks",
+    "normalize",
+    "predict_probabilities",
+    "window_size",
+]
+
+#: Below this spread (after the percentiles) a channel is treated as constant.
+_FLAT = 1e-12
+
+
+def normalize(image: np.ndarray, normalization: dict) -> tuple[np.ndarray, bool]:
+    """Map each channel of ``image`` (C, ...) as the model card's normalisation says.
+
+    Parameters
+    ----------
+    image
+        Any real array whose first axis is the channel.
+    normalization
+        The card's ``normalization``: ``{"method": "percentile", "low_percentile": p,
+        "high_percentile": q}`` maps the ``p``-th percentile to 0 and the ``q``-th to 1.
+
+    Returns
+    -------
+    normalized : numpy.ndarray
+        float32, same shape.
+    flat : bool
+        True when some channel is constant (it maps to zeros); callers warn.
+    """
+    low_q = float(normalization.get("low_percentile", 1.0))
+    high_q = float(normalization.get("high_percentile", 99.8))
+    out = np.empty(image.shape, dtype=np.float32)
+    flat = False
+    for c in range(image.shape[0]):
+        channel = np.asarray(image[c], dtype=np.float64)
+        low, high = np.percentile(channel, [low_q, high_q])
+        if high - low <= _FLAT:
+            flat = True
+            out[c] = 0.0
+            continue
+        out[c] = (channel - low) / (high - low)
+    return out, flat
+
+
+def activation(logits: torch.Tensor, head: str) -> torch.Tensor:
+    """Per-class probabilities from logits (N, out, ...): (N, K, ...) foreground classes only."""
+    import torch
+
+    if head == "sigmoid":
+        return torch.sigmoid(logits)
+    return torch.softmax(logits, dim=1)[:, 1:]
+
+
+def window_size(patch_px: tuple[int, ...], shape: tuple[int, ...], divisor: int) -> tuple[int, ...]:
+    """The sliding-window size: the card's patch, shrunk to the image rounded up to ``divisor``."""
+    return tuple(
+        min(int(p), -(-int(s) // divisor) * divisor) for p, s in zip(patch_px, shape, strict=True)
+    )
+
+
+def predict_probabilities(
+    model: LoadedModel,
+    image: np.ndarray,
+    *,
+    device: str | None = None,
+    overlap: float = 0.25,
+    batch_size: int = 4,
+) -> np.ndarray:
+    """Class probabilities of a normalised image by Gaussian-blended sliding windows.
+
+    Parameters
+    ----------
+    model
+        A loaded model (:func:`subcell.models.load`).
+    image
+        Normalised input, (C, Z, Y, X) float32 with ``C`` the model's input channels.
+        A 2D model segments each z plane; a 3D model the whole stack.
+    device
+        Where to run; the network's own device if None.
+    overlap
+        Fraction of window overlap (MONAI ``sliding_window_inference``).
+    batch_size
+        Windows per forward pass.
+
+    Returns
+    -------
+    numpy.ndarray
+        (K, Z, Y, X) float32 probabilities of the K foreground classes.
+    """
+    import torch
+    from monai.inferers import sliding_window_inference
+
+    card = model.card
+    if image.ndim != 4 or image.shape[0] != card["in_channels"]:
+        raise VolumeError(
+            f"model {card['name']!r} expects {card['in_channels']} channel(s) (C, Z, Y, X); "
+            f"got an image of shape {image.shape}"
+        )
+    network = model.network
+    run_device = torch.device(device) if device else next(network.parameters()).device
+    divisor = int(card.get("input_multiple_px", 32))
+    spatial_dims = int(card["network"]["config"]["spatial_dims"])
+    batch = torch.from_numpy(np.ascontiguousarray(image))
+    if spatial_dims == 2:
+        batch = batch.permute(1, 0, 2, 3)  # z planes as the batch: (Z, C, Y, X)
+        patch = tuple(card["patch_px"][-2:])
+    else:
+        batch = batch[None]
+        patch = tuple(card["patch_px"][-3:])
+    roi = window_size(patch, tuple(batch.shape[2:]), divisor)
+    with torch.inference_mode():
+        logits = sliding_window_inference(
+            batch,
+            roi_size=roi,
+            sw_batch_size=batch_size,
+            predictor=network,
+            overlap=overlap,
+            mode="gaussian",
+            sw_device=run_device,
+            device=torch.device("cpu"),
+        )
+        probs = activation(logits.float(), card["head"])
+    if spatial_dims == 2:
+        return probs.permute(1, 0, 2, 3).numpy().astype(np.float32, copy=False)
+    return probs[0].numpy().astype(np.float32, copy=False)
+
+
+def class_masks(probabilities: np.ndarray, head: str, threshold: float = 0.5) -> np.ndarray:
+    """Binary masks (K, ...) uint8 from class probabilities (K, ...).
+
+    ``sigmoid``: each class where its probability is at least ``threshold`` (classes may
+    overlap). ``softmax``: each pixel to the most probable of background and the K classes.
+    """
+    if head == "sigmoid":
+        return (probabilities >= threshold).astype(np.uint8)
+    background = 1.0 - probabilities.sum(axis=0, keepdims=True)
+    winner = np.argmax(np.concatenate([background, probabilities]), axis=0)
+    return np.stack([(winner == k + 1) for k in range(probabilities.shape[0])]).astype(np.uint8)

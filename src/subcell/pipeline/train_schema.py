@@ -1,0 +1,145 @@
+"""Config schema of the ``train`` step (``step: train``)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import attrs
+
+from subcell.core.structuring import spec_type
+from subcell.core.validators import fraction
+
+NetworkSpec = spec_type("network")
+
+_positive = attrs.validators.gt(0)
+_non_negative = attrs.validators.ge(0)
+
+
+def _positive_ints(instance, attribute, value):
+    if not value or any(int(v) < 1 for v in value):
+        raise ValueError(f"'{attribute.name}' must be positive integers, got {list(value)}")
+
+
+def _percentiles(instance, attribute, value):
+    low, high = value
+    if not 0 <= low < high <= 100:
+        raise ValueError(f"'{attribute.name}' must be 0 <= low < high <= 100, got {list(value)}")
+
+
+@attrs.frozen(kw_only=True)
+class LossConfig:
+    """Dice plus cross-entropy or focal loss.
+
+    Attributes
+    ----------
+    kind
+        ``dice_focal`` (Dice + focal, as the founding paper) or ``dice_ce`` (Dice + cross-entropy).
+    dice_weight, other_weight
+        Weights of the Dice term and of the focal/cross-entropy term.
+    focal_gamma
+        Focusing parameter of the focal loss.
+    class_weights
+        One weight per foreground class (sigmoid head) or per class including background
+        (softmax head) for the focal/cross-entropy term; empty: all 1.
+    """
+
+    kind: Literal["dice_focal", "dice_ce"] = "dice_focal"
+    dice_weight: float = attrs.field(default=1.0, converter=float, validator=_non_negative)
+    other_weight: float = attrs.field(default=1.0, converter=float, validator=_non_negative)
+    focal_gamma: float = attrs.field(default=2.0, converter=float, validator=_non_negative)
+    class_weights: tuple[float, ...] = ()
+
+
+@attrs.frozen(kw_only=True)
+class AugmentConfig:
+    """Random augmentation of training patches (MONAI transforms).
+
+    Attributes
+    ----------
+    flip
+        Random flips along each spatial axis (probability 0.5 each).
+    rotate90
+        Random 90° rotations in the image plane.
+    intensity_scale
+        Multiply intensities by ``1 + u``, ``u`` uniform in ``±intensity_scale`` (0: off).
+    noise_sd
+        Standard deviation of added Gaussian noise, in normalised units (0: off).
+    """
+
+    flip: bool = True
+    rotate90: bool = True
+    intensity_scale: float = attrs.field(default=0.1, converter=float, validator=_non_negative)
+    noise_sd: float = attrs.field(default=0.02, converter=float, validator=_non_negative)
+
+
+@attrs.frozen(kw_only=True)
+class TrainConfig:
+    """Train a segmentation network on a simulated dataset.
+
+    Attributes
+    ----------
+    step
+        Always ``train``.
+    name, description
+        The model's name and one-line description (written to its card).
+    network
+        A ``networks`` plugin, ``{plugin: unet, config: {...}}``; its input and output
+        channel counts are set from the data and ``head``.
+    head
+        ``sigmoid`` (one probability per class) or ``softmax`` (one class per pixel).
+    loss
+        The loss (:class:`LossConfig`).
+    augment
+        Augmentation (:class:`AugmentConfig`).
+    epochs
+        Maximum number of passes over the training split.
+    batch_size
+        Patches per optimisation step.
+    patch_px
+        Spatial size of training patches (random crops), and of the inference window.
+    samples_per_epoch
+        Patches drawn per epoch (0: one per training image).
+    learning_rate
+        Adam's learning rate.
+    weight_decay
+        Adam's L2 penalty.
+    plateau_factor, plateau_patience
+        Reduce the learning rate by this factor when validation mIoU has not improved for
+        this many epochs.
+    early_stopping_patience
+        Stop when validation mIoU has not improved for this many epochs (0: never).
+    freeze_encoder
+        With ``--init-from``: keep the encoder's weights fixed (transfer learning).
+    normalization_percentiles
+        Each input channel is mapped so these percentiles go to 0 and 1.
+    threshold
+        Probability above which a pixel is foreground (sigmoid head).
+    amp
+        Mixed precision on a CUDA device (ignored on CPU).
+    seed
+        Seeds weights, patch order and augmentation: same seed, same model.
+    """
+
+    step: Literal["train"] = "train"
+    name: str = "model"
+    description: str = ""
+    network: NetworkSpec
+    head: Literal["sigmoid", "softmax"] = "sigmoid"
+    loss: LossConfig = attrs.Factory(LossConfig)
+    augment: AugmentConfig = attrs.Factory(AugmentConfig)
+    epochs: int = attrs.field(default=20, converter=int, validator=_positive)
+    batch_size: int = attrs.field(default=8, converter=int, validator=_positive)
+    patch_px: tuple[int, ...] = attrs.field(default=(256, 256), validator=_positive_ints)
+    samples_per_epoch: int = attrs.field(default=0, converter=int, validator=_non_negative)
+    learning_rate: float = attrs.field(default=1e-3, converter=float, validator=_positive)
+    weight_decay: float = attrs.field(default=0.0, converter=float, validator=_non_negative)
+    plateau_factor: float = attrs.field(default=0.5, converter=float, validator=fraction)
+    plateau_patience: int = attrs.field(default=3, converter=int, validator=_non_negative)
+    early_stopping_patience: int = attrs.field(default=8, converter=int, validator=_non_negative)
+    freeze_encoder: bool = False
+    normalization_percentiles: tuple[float, float] = attrs.field(
+        default=(1.0, 99.8), validator=_percentiles
+    )
+    threshold: float = attrs.field(default=0.5, converter=float, validator=fraction)
+    amp: bool = True
+    seed: int = attrs.field(default=0, converter=int, validator=_non_negative)
