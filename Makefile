@@ -9,7 +9,7 @@ STAMP := $(VENV)/.subcell-installed
 TORCH_CONSTRAINT := $(if $(shell command -v nvidia-smi 2>/dev/null),,-c constraints/cpu.txt)
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-all lint bench clean
+.PHONY: demo test test-all lint bench models clean
 
 $(STAMP): pyproject.toml constraints/cpu.txt
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,26 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet $(TORCH_CONSTRAINT) -e '.[dev,bench]'
 	$(BIN)/python benchmarks/run.py
+
+# Reproduce the bundled models: simulate their datasets, train the epi models, fine-tune the
+# Airyscan ones from them (transfer learning). `subcell train` resumes an interrupted run and
+# skips a model already trained with the same config and data.
+MODEL_DATA ?= build/model-data
+BUNDLED := src/subcell/models/bundled
+EPI_IMAGES ?= 1500
+AIRY_IMAGES ?= 400
+WORKERS ?= 2
+DEVICE ?= auto
+
+models: $(STAMP)
+	$(BIN)/subcell simulate configs/sim/epi1-mito.yaml --out $(MODEL_DATA)/epi1-mito.zarr --n $(EPI_IMAGES) --workers $(WORKERS)
+	$(BIN)/subcell simulate configs/sim/epi1-vesicles.yaml --out $(MODEL_DATA)/epi1-vesicles.zarr --n $(EPI_IMAGES) --workers $(WORKERS)
+	$(BIN)/subcell simulate configs/sim/airy1-mito.yaml --out $(MODEL_DATA)/airy1-mito.zarr --n $(AIRY_IMAGES) --workers $(WORKERS)
+	$(BIN)/subcell simulate configs/sim/airy1-vesicles.yaml --out $(MODEL_DATA)/airy1-vesicles.zarr --n $(AIRY_IMAGES) --workers $(WORKERS)
+	$(BIN)/subcell train configs/train/mitochondria-epi.yaml --data $(MODEL_DATA)/epi1-mito.zarr --out $(BUNDLED)/mitochondria-epi --device $(DEVICE)
+	$(BIN)/subcell train configs/train/vesicles-epi.yaml --data $(MODEL_DATA)/epi1-vesicles.zarr --out $(BUNDLED)/vesicles-epi --device $(DEVICE)
+	$(BIN)/subcell train configs/train/mitochondria-airyscan.yaml --data $(MODEL_DATA)/airy1-mito.zarr --out $(BUNDLED)/mitochondria-airyscan --init-from $(BUNDLED)/mitochondria-epi --device $(DEVICE)
+	$(BIN)/subcell train configs/train/vesicles-airyscan.yaml --data $(MODEL_DATA)/airy1-vesicles.zarr --out $(BUNDLED)/vesicles-airyscan --init-from $(BUNDLED)/vesicles-epi --device $(DEVICE)
 
 clean:
 	rm -rf $(VENV) subcell-demo .pytest_cache .ruff_cache build src/*.egg-info

@@ -149,7 +149,12 @@ def train(
             history.append(record)
             best = max(history, key=lambda r: r["val_miou"])
             if best is record:
-                save(out, network, card_of(history, {"val": scores}, complete=False))
+                save(
+                    out,
+                    network,
+                    card_of(history, {"val": scores}, complete=False),
+                    weights_dtype=config.weights_dtype,
+                )
             bar.console.log(_epoch_line(record, config.epochs, best))
             checkpoint.write(
                 out, network, optimizer, scheduler, {"run_id": run_id, "history": history}
@@ -306,7 +311,7 @@ def _finish(out, dataset, config, card_of, history, registry, device, started, s
     val = (read_card(out).get("metrics") or {}).get("val", {})
     card = card_of(history, {"val": val, "test": test}, complete=True)
     card["training"]["seconds"] = time.perf_counter() - started
-    save(out, best.network, card)
+    save(out, best.network, card, weights_dtype=config.weights_dtype)
     checkpoint.clear(out)
     return TrainResult(out, card, "resumed" if state else "trained")
 

@@ -1,0 +1,74 @@
+"""``subcell segment``: masks of an image that fits in memory, with a model or a baseline."""
+
+from __future__ import annotations
+
+from subcell.cli._common import command, registry
+
+
+def add_commands(commands) -> None:
+    """Add the segment command."""
+    segment = command(
+        commands,
+        "segment",
+        "segment an image with a model (bundled name or directory) or a classical baseline",
+        _cmd_segment,
+    )
+    segment.add_argument("image", metavar="IMAGE", help="TIFF, PNG or NumPy image (2D or 3D)")
+    segment.add_argument(
+        "--model",
+        required=True,
+        metavar="NAME|DIR|BASELINE",
+        help="model directory, bundled model (subcell models) or segmenter (e.g. otsu)",
+    )
+    segment.add_argument(
+        "--out", required=True, metavar="OUT.tif", help="mask file: .tif, .tiff, .npy or .png"
+    )
+    segment.add_argument(
+        "--pixel-nm",
+        type=float,
+        metavar="P",
+        help="the image's pixel size in nm (default: from the file's metadata)",
+    )
+    segment.add_argument(
+        "--instances",
+        action="store_true",
+        help="write instance labels (uint32) instead of the class-index map",
+    )
+    segment.add_argument("--device", metavar="cpu|cuda", help="where a model runs (default: cpu)")
+    segment.add_argument(
+        "--overlay", metavar="OVERLAY.png", help="also write the image with class outlines"
+    )
+
+
+def _cmd_segment(args) -> int:
+    from subcell.core.errors import SubcellError
+    from subcell.pipeline.segment_io import segment_file
+
+    if args.pixel_nm is not None and not args.pixel_nm > 0:
+        raise SubcellError(f"--pixel-nm must be a positive number of nm, got {args.pixel_nm}")
+    result = segment_file(
+        args.image,
+        args.model,
+        args.out,
+        pixel_nm=args.pixel_nm,
+        instances=args.instances,
+        device=args.device,
+        overlay=args.overlay,
+        registry=registry(),
+    )
+    print(_summary(args.out, result))
+    return 0
+
+
+def _summary(out, result) -> str:
+    """One line: objects per class, image size, method and time."""
+    from subcell.pipeline.segment_steps import count_objects
+
+    masks = result.masks
+    counts = count_objects(masks)
+    objects = ", ".join(f"{n} {name}" for name, n in counts.items())
+    shape = "x".join(str(s) for s in masks.semantic.shape[1:] if s > 1) or "1"
+    return (
+        f"{out}: {objects} ({result.method.kind} {result.method.name}, {shape} px, "
+        f"{result.seconds:.1f} s)"
+    )
