@@ -20,6 +20,11 @@ def _positive_ints(instance, attribute, value):
         raise ValueError(f"'{attribute.name}' must be positive integers, got {list(value)}")
 
 
+def _optional_positive_ints(instance, attribute, value):
+    if value:
+        _positive_ints(instance, attribute, value)
+
+
 def _percentiles(instance, attribute, value):
     low, high = value
     if not 0 <= low < high <= 100:
@@ -97,8 +102,15 @@ class TrainConfig:
         Patches per optimisation step.
     patch_px
         Spatial size of training patches (random crops), and of the inference window.
+    window_px
+        Sliding-window size the model card asks for at inference, one size per spatial axis;
+        empty: ``patch_px`` with the in-plane sizes times four (more context than a patch,
+        and whole images of that size in one pass, as validation sees them).
     samples_per_epoch
         Patches drawn per epoch (0: one per training image).
+    val_max_images
+        Validate on the first this many images of the validation split each epoch (0: all);
+        validation segments whole images, which costs more than a training step.
     learning_rate
         Adam's learning rate.
     weight_decay
@@ -132,7 +144,9 @@ class TrainConfig:
     epochs: int = attrs.field(default=20, converter=int, validator=_positive)
     batch_size: int = attrs.field(default=8, converter=int, validator=_positive)
     patch_px: tuple[int, ...] = attrs.field(default=(256, 256), validator=_positive_ints)
+    window_px: tuple[int, ...] = attrs.field(default=(), validator=_optional_positive_ints)
     samples_per_epoch: int = attrs.field(default=0, converter=int, validator=_non_negative)
+    val_max_images: int = attrs.field(default=0, converter=int, validator=_non_negative)
     learning_rate: float = attrs.field(default=1e-3, converter=float, validator=_positive)
     weight_decay: float = attrs.field(default=0.0, converter=float, validator=_non_negative)
     plateau_factor: float = attrs.field(default=0.5, converter=float, validator=fraction)
@@ -146,3 +160,11 @@ class TrainConfig:
     amp: bool = True
     seed: int = attrs.field(default=0, converter=int, validator=_non_negative)
     weights_dtype: Literal["float32", "float16"] = "float32"
+
+    @property
+    def inference_window_px(self) -> tuple[int, ...]:
+        """``window_px``, or the default derived from ``patch_px``."""
+        if self.window_px:
+            return tuple(int(v) for v in self.window_px)
+        patch = [int(v) for v in self.patch_px]
+        return tuple(patch[:-2] + [4 * v for v in patch[-2:]])

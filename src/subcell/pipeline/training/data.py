@@ -50,6 +50,8 @@ class SampleSet:
         2 (a sample is one plane) or 3 (a sample is a stack).
     percentiles
         Normalisation percentiles (low, high) applied per image and channel.
+    max_images
+        Use only the first this many images of the split (0: all).
     """
 
     def __init__(
@@ -58,6 +60,7 @@ class SampleSet:
         split: str,
         spatial_dims: int,
         percentiles: tuple[float, float],
+        max_images: int = 0,
     ) -> None:
         self.dataset = dataset
         self.spatial_dims = spatial_dims
@@ -67,6 +70,8 @@ class SampleSet:
             "high_percentile": float(percentiles[1]),
         }
         indices = dataset.split(split)
+        if max_images:
+            indices = indices[:max_images]
         if not indices:
             raise ConfigError(f"{dataset.path}: the {split} split is empty; simulate more images")
         if dataset.images.ndim != 5:

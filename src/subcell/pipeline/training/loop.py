@@ -132,7 +132,9 @@ def train(
         history = state["history"]
     spatial = net_config.spatial_dims
     train_set = SampleSet(dataset, "train", spatial, config.normalization_percentiles)
-    val_set = SampleSet(dataset, "val", spatial, config.normalization_percentiles)
+    val_set = SampleSet(
+        dataset, "val", spatial, config.normalization_percentiles, config.val_max_images
+    )
     loss_fn = loss_function(config, len(dataset.class_names), torch_device)
     card_of = _card_factory(config, dataset, net_config, multiple, training)
     runner = _EpochRunner(config, network, optimizer, loss_fn, torch_device, train_set)
@@ -236,6 +238,11 @@ def _check_patch(config: TrainConfig, spatial_dims: int, multiple: int) -> None:
     if len(patch) != spatial_dims:
         raise ConfigError(
             f"patch_px has {len(patch)} sizes for a {spatial_dims}D network: {list(patch)}"
+        )
+    window = config.inference_window_px
+    if len(window) != spatial_dims or any(w % multiple for w in window):
+        raise ConfigError(
+            f"window_px {list(window)} must give {spatial_dims} multiples of {multiple}"
         )
     if any(p % multiple for p in patch):
         raise ConfigError(

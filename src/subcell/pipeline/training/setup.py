@@ -203,7 +203,7 @@ def model_card(
             "low_percentile": float(config.normalization_percentiles[0]),
             "high_percentile": float(config.normalization_percentiles[1]),
         },
-        "patch_px": [int(p) for p in config.patch_px],
+        "patch_px": list(config.inference_window_px),
         "input_multiple_px": int(multiple),
         "threshold": float(config.threshold),
         "training": training,
