@@ -17,7 +17,15 @@ from subcell.cli._common import EXIT_USER_ERROR
 from subcell.core.errors import SubcellError
 
 #: Modules of this package that add sub-commands, in the order ``--help`` lists them.
-_COMMAND_MODULES = ("basic", "simulate", "train", "segment", "evaluate", "models")
+_COMMAND_MODULES = (
+    "basic",
+    "simulate",
+    "train",
+    "segment",
+    "evaluate",
+    "models",
+    "track",
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
