@@ -163,7 +163,7 @@ def test_transfer_learning_with_a_frozen_encoder(trained, dataset, train_config,
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        (("patch_px=[60, 60]",), "multiples of 4"),
+        (("patch_px=[62, 62]",), "multiples of 4"),
         (("patch_px=[64, 64, 64]",), "3 sizes for a 2D network"),
         (("loss.class_weights=[1, 2, 3]",), "3 values for 1 foreground class"),
         (("freeze_encoder=true",), "freeze_encoder needs --init-from"),

@@ -24,6 +24,7 @@ _COMMAND_MODULES = (
     "segment",
     "evaluate",
     "models",
+    "analyze",
     "track",
 )
 

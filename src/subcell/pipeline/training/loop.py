@@ -239,14 +239,14 @@ def _check_patch(config: TrainConfig, spatial_dims: int, multiple: int) -> None:
         raise ConfigError(
             f"patch_px has {len(patch)} sizes for a {spatial_dims}D network: {list(patch)}"
         )
+    if any(p % multiple for p in patch):
+        raise ConfigError(
+            f"patch_px {list(patch)} must be multiples of {multiple} for this network"
+        )
     window = config.inference_window_px
     if len(window) != spatial_dims or any(w % multiple for w in window):
         raise ConfigError(
             f"window_px {list(window)} must give {spatial_dims} multiples of {multiple}"
-        )
-    if any(p % multiple for p in patch):
-        raise ConfigError(
-            f"patch_px {list(patch)} must be multiples of {multiple} for this network"
         )
 
 

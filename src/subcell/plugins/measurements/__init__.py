@@ -18,8 +18,18 @@ from skimage.measure import label, regionprops_table
 from subcell.core.errors import VolumeError
 from subcell.core.hookspecs import hookimpl
 from subcell.core.model import AXES_4D, Masks, Table, Volume
+from subcell.plugins.measurements.contacts import Contacts, ContactsConfig
+from subcell.plugins.measurements.per_cell import PerCell, PerCellConfig
 
-__all__ = ["RegionProps", "RegionPropsConfig", "register_analytics"]
+__all__ = [
+    "Contacts",
+    "ContactsConfig",
+    "PerCell",
+    "PerCellConfig",
+    "RegionProps",
+    "RegionPropsConfig",
+    "register_analytics",
+]
 
 _AXES = ("z", "y", "x")
 
@@ -190,4 +200,16 @@ def register_analytics(register):
         RegionPropsConfig,
         RegionProps,
         "per-object size, centroid, bounding box and intensity in physical units",
+    )
+    register(
+        "contacts",
+        ContactsConfig,
+        Contacts,
+        "contacts between the objects of two classes within a distance: counts and size",
+    )
+    register(
+        "per_cell",
+        PerCellConfig,
+        PerCell,
+        "assigns each object to the cell it overlaps most",
     )

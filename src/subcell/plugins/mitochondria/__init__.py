@@ -24,9 +24,17 @@ from subcell.core.model import Field, Geometry
 from subcell.core.placement import draw_count
 from subcell.core.validators import fraction, range_field
 from subcell.plugins.mitochondria.centreline import Shape
+from subcell.plugins.mitochondria.morphology import Morphology, MorphologyConfig
 from subcell.plugins.mitochondria.network import build_instance, fit_laterally, to_capsules
 
-__all__ = ["Mitochondria", "MitochondriaConfig", "register_structures"]
+__all__ = [
+    "Mitochondria",
+    "MitochondriaConfig",
+    "Morphology",
+    "MorphologyConfig",
+    "register_analytics",
+    "register_structures",
+]
 
 #: Shapes drawn per instance before giving up on fitting it inside the field.
 _MAX_TRIES = 200
@@ -187,4 +195,15 @@ def register_structures(register):
         MitochondriaConfig,
         Mitochondria,
         "3D tubes curved in x, y and z with closed ends, optionally branched into networks",
+    )
+
+
+@hookimpl
+def register_analytics(register):
+    """Register the ``mitochondria`` morphology analytics."""
+    register(
+        "mitochondria",
+        MorphologyConfig,
+        Morphology,
+        "dot/rod/network classes, skeleton branches, widths and MiNA network parameters",
     )

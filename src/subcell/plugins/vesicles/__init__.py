@@ -22,8 +22,16 @@ from subcell.core.hookspecs import hookimpl
 from subcell.core.model import Field, Geometry
 from subcell.core.placement import centre_boxes, draw_count, numbered_spheres, place_apart
 from subcell.core.validators import range_field
+from subcell.plugins.vesicles.sizes import VesicleSizes, VesicleSizesConfig
 
-__all__ = ["Vesicles", "VesiclesConfig", "register_structures"]
+__all__ = [
+    "VesicleSizes",
+    "VesicleSizesConfig",
+    "Vesicles",
+    "VesiclesConfig",
+    "register_analytics",
+    "register_structures",
+]
 
 
 @attrs.frozen(kw_only=True)
@@ -146,4 +154,15 @@ def register_structures(register):
         VesiclesConfig,
         Vesicles,
         "non-overlapping spheres (shells or filled, by labelling), radius distributions",
+    )
+
+
+@hookimpl
+def register_analytics(register):
+    """Register the ``vesicles`` size analytics."""
+    register(
+        "vesicles",
+        VesicleSizesConfig,
+        VesicleSizes,
+        "equivalent and fitted circle/sphere radii, intensity, small/large class",
     )
