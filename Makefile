@@ -43,11 +43,11 @@ WORKERS ?= 2
 DEVICE ?= auto
 
 models: $(STAMP)
-	$(BIN)/subcell simulate configs/sim/epi1-mito-train.yaml --out $(MODEL_DATA)/epi1-mito-train.zarr --n $(EPI_IMAGES) --workers $(WORKERS)
+	$(BIN)/subcell simulate configs/sim/epi1-mito-live.yaml --out $(MODEL_DATA)/epi1-mito-live.zarr --n $(EPI_IMAGES) --workers $(WORKERS)
 	$(BIN)/subcell simulate configs/sim/epi1-vesicles-train.yaml --out $(MODEL_DATA)/epi1-vesicles-train.zarr --n $(EPI_IMAGES) --workers $(WORKERS)
 	$(BIN)/subcell simulate configs/sim/airy1-mito.yaml --out $(MODEL_DATA)/airy1-mito.zarr --n $(AIRY_IMAGES) --workers $(WORKERS)
 	$(BIN)/subcell simulate configs/sim/airy1-vesicles.yaml --out $(MODEL_DATA)/airy1-vesicles.zarr --n $(AIRY_IMAGES) --workers $(WORKERS)
-	$(BIN)/subcell train configs/train/mitochondria-epi.yaml --data $(MODEL_DATA)/epi1-mito-train.zarr --out $(BUNDLED)/mitochondria-epi --device $(DEVICE)
+	$(BIN)/subcell train configs/train/mitochondria-epi.yaml --data $(MODEL_DATA)/epi1-mito-live.zarr --out $(BUNDLED)/mitochondria-epi --device $(DEVICE)
 	$(BIN)/subcell train configs/train/vesicles-epi.yaml --data $(MODEL_DATA)/epi1-vesicles-train.zarr --out $(BUNDLED)/vesicles-epi --device $(DEVICE)
 	$(BIN)/subcell train configs/train/mitochondria-airyscan.yaml --data $(MODEL_DATA)/airy1-mito.zarr --out $(BUNDLED)/mitochondria-airyscan --init-from $(BUNDLED)/mitochondria-epi --device $(DEVICE)
 	$(BIN)/subcell train configs/train/vesicles-airyscan.yaml --data $(MODEL_DATA)/airy1-vesicles.zarr --out $(BUNDLED)/vesicles-airyscan --init-from $(BUNDLED)/vesicles-epi --device $(DEVICE)

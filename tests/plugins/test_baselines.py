@@ -1,21 +1,30 @@
-"""The Otsu and adaptive threshold baselines on synthetic discs with known truth."""
+"""The classical baselines: Otsu and adaptive thresholds on synthetic discs with known truth,
+and what all four segmenters share (empty-content rule, volume checks, registration)."""
 
 from __future__ import annotations
+
+import warnings
 
 import attrs
 import dask.array as da
 import numpy as np
 import pytest
+from skimage.filters import threshold_otsu
 
 from subcell.core.errors import VolumeError
 from subcell.core.model import Volume
 from subcell.plugins.baselines import (
     Adaptive,
     AdaptiveConfig,
+    Backprop,
+    BackpropConfig,
+    Morphological,
+    MorphologicalConfig,
     Otsu,
     OtsuConfig,
     register_segmenters,
 )
+from subcell.plugins.baselines._common import bright_regions
 
 VOXEL = (200.0, 42.0, 42.0)
 # (y, x, radius) in pixels: separated by at least 6 px so components never touch.
@@ -127,7 +136,6 @@ def test_same_input_same_output():
 @pytest.mark.parametrize(
     ("volume", "config", "match"),
     [
-        (Volume(np.full((1, 1, 8, 8), 3.0), VOXEL), OtsuConfig(), "image is constant"),
         (Volume(np.zeros((1, 1, 1, 8, 8)), VOXEL, axes="TCZYX"), OtsuConfig(), "CZYX"),
         (
             Volume(np.random.default_rng(0).random((1, 1, 8, 8)), VOXEL),
@@ -142,6 +150,58 @@ def test_bad_volumes_raise_volume_error(volume, config, match):
     segmenter = Otsu(config) if isinstance(config, OtsuConfig) else Adaptive(config)
     with pytest.raises(VolumeError, match=match):
         segmenter.segment(volume)
+
+
+SEGMENTERS = [
+    (Otsu, OtsuConfig),
+    (Adaptive, AdaptiveConfig),
+    (Backprop, BackpropConfig),
+    (Morphological, MorphologicalConfig),
+]
+
+
+@pytest.mark.parametrize(("factory", "config"), SEGMENTERS)
+@pytest.mark.parametrize(("value", "shape"), [(0.0, (1, 1, 16, 16)), (3.5, (1, 4, 8, 8))])
+def test_constant_image_gives_empty_masks_and_a_warning(factory, config, value, shape):
+    volume = Volume(np.full(shape, value, dtype=np.float32), VOXEL)
+    with pytest.warns(UserWarning, match=rf"^image is constant \({value:g}\): empty mask$"):
+        masks = factory(config(class_name="mito")).segment(volume)
+    assert masks.semantic.shape == (1, *shape[1:]) and masks.semantic.dtype == np.uint8
+    assert masks.instances.shape == shape[1:] and masks.instances.dtype == np.uint32
+    assert masks.class_names == ("mito",)
+    assert not masks.semantic.any() and not masks.instances.any()
+
+
+@pytest.mark.parametrize(("factory", "config"), SEGMENTERS)
+def test_every_segmenter_rejects_nan_and_missing_channels(factory, config):
+    image = np.random.default_rng(0).random((1, 1, 8, 8))
+    with pytest.raises(VolumeError, match="channel 2 does not exist"):
+        factory(config(channel=2)).segment(Volume(image, VOXEL))
+    image[0, 0, 3, 3] = np.inf
+    with pytest.raises(VolumeError, match="NaN or infinite"):
+        factory(config()).segment(Volume(image, VOXEL))
+
+
+def test_a_normal_image_gives_no_warning():
+    truth = _discs()
+    image = 100 + 400 * truth + np.random.default_rng(1).normal(0, 50, truth.shape)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        Otsu(OtsuConfig()).segment(_volume(image))
+        Morphological(MorphologicalConfig()).segment(_volume(image))
+
+
+def test_bright_regions_ignore_regions_darker_than_the_background():
+    # Background (label 0, 900 px at 100), a dark patch (80 px at 90), a spot (20 px at 110).
+    regions = np.repeat([0, 1, 2], [900, 80, 20])
+    image = np.repeat([100.0, 90.0, 110.0], [900, 80, 20])
+    assert bright_regions(regions, image).tolist() == [False, False, True]
+    # With every region, Otsu would split the dark patch from the rest.
+    assert threshold_otsu(hist=(np.array([80, 900, 20]), np.array([90.0, 100.0, 110.0]))) == 90
+    # Fewer than two regions at least as bright as the largest: all of them take part.
+    dense = np.repeat([0, 1], [300, 700])
+    assert bright_regions(dense, np.repeat([10.0, 50.0], [300, 700])).tolist() == [False, True]
+    assert not bright_regions(np.zeros(5, dtype=int), np.ones(5)).any()
 
 
 @pytest.mark.parametrize(
@@ -162,7 +222,7 @@ def test_bad_configs_name_the_field(build, match):
 def test_register_segmenters():
     seen = {}
     register_segmenters(lambda name, cls, factory, desc: seen.setdefault(name, (cls, factory)))
-    assert set(seen) == {"otsu", "adaptive"}
+    assert set(seen) == {"otsu", "adaptive", "backprop", "morphological"}
     for cls, factory in seen.values():
         assert attrs.has(cls)
         assert hasattr(factory(cls()), "segment")

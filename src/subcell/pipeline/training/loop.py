@@ -99,13 +99,7 @@ def train(
     plugin = config.network.plugin
     multiple = input_multiple(plugin, net_config)
     _check_patch(config, net_config.spatial_dims, multiple)
-    run_id = config_hash(
-        {
-            "config": unstructure(config),
-            "data": dataset.attrs.get("provenance", {}).get("config_hash", str(dataset.path)),
-            "init_from": init_from,
-        }
-    )
+    run_id = run_identity(config, dataset, init_from)
     state = _previous_run(out, run_id, overwrite)
     if state == "complete":
         return TrainResult(out, read_card(out), "complete")
@@ -231,6 +225,17 @@ class _EpochRunner:
     @property
     def network_dims(self) -> int:
         return len(self.config.patch_px)
+
+
+def run_identity(config: TrainConfig, dataset, init_from: str | None) -> str:
+    """What defines a run: its config, the data's simulation config and the starting model.
+
+    The data enter by the hash of the config that simulated them (not their path), so the
+    same dataset simulated elsewhere is the same run.
+    """
+    provenance = dataset.attrs.get("provenance") or {}
+    data = provenance.get("config_sha256") or str(Path(dataset.path).resolve())
+    return config_hash({"config": unstructure(config), "data": data, "init_from": init_from})
 
 
 def _check_patch(config: TrainConfig, spatial_dims: int, multiple: int) -> None:
