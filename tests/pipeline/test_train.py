@@ -228,3 +228,14 @@ def test_3d_network_with_softmax_head(tmp_path):
     assert len(card["voxel_nm"]) == 3 and card["voxel_nm"][0] == 200.0
     confusion = np.array(card["metrics"]["test"]["confusion"]["matrix"])
     assert confusion.sum() == 2 * 8 * 32 * 32  # two test stacks, every voxel scored
+
+
+@pytest.mark.gpu
+def test_cuda_mixed_precision_training_matches_cpu_quality(dataset, train_config, tmp_path):
+    config = train_config("epochs=3")
+    gpu = train(config, dataset, tmp_path / "gpu", device="cuda", progress=False)
+    cpu = train(config, dataset, tmp_path / "cpu", device="cpu", progress=False)
+    assert gpu.card["training"]["device"].startswith("cuda")
+    assert abs(gpu.card["metrics"]["test"]["miou"] - cpu.card["metrics"]["test"]["miou"]) < 0.1
+    loaded = models.load(gpu.path)  # saved weights load on CPU
+    assert next(loaded.network.parameters()).device.type == "cpu"
