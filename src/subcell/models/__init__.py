@@ -246,8 +246,16 @@ def save(
     directory.mkdir(parents=True, exist_ok=True)
     partial = directory / (WEIGHTS_FILE + ".partial")
     save_file(state, str(partial), metadata={"format": CARD_FORMAT})
+    _readable(partial)
     os.replace(partial, directory / WEIGHTS_FILE)
     partial = directory / (CARD_FILE + ".partial")
     partial.write_text(json.dumps(card, indent=2) + "\n")
     os.replace(partial, directory / CARD_FILE)
     return directory
+
+
+def _readable(path: Path) -> None:
+    """Give a file the permissions of any new file (safetensors creates it owner-only)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
