@@ -91,7 +91,7 @@ def test_loss_decreases_over_epochs(trained):
 
 
 def test_same_seed_gives_identical_weights(dataset, train_config, tmp_path):
-    config = train_config("epochs=2")
+    config = train_config("epochs=2", "samples_per_epoch=16")
     first = train(config, dataset, tmp_path / "a", progress=False)
     second = train(config, dataset, tmp_path / "b", progress=False)
     weights = models.WEIGHTS_FILE
@@ -100,14 +100,14 @@ def test_same_seed_gives_identical_weights(dataset, train_config, tmp_path):
 
 
 def test_rerun_of_a_finished_model_does_nothing(dataset, train_config, tmp_path):
-    config = train_config("epochs=1")
+    config = train_config("epochs=1", "samples_per_epoch=8")
     train(config, dataset, tmp_path / "m", progress=False)
     again = train(config, dataset, tmp_path / "m", progress=False)
     assert again.status == "complete"
 
 
 def test_interrupted_run_resumes_to_the_same_model(dataset, train_config, tmp_path, monkeypatch):
-    config = train_config("epochs=3")
+    config = train_config("epochs=3", "samples_per_epoch=8")
     whole = train(config, dataset, tmp_path / "whole", progress=False)
 
     real_write = loop.checkpoint.write
@@ -135,17 +135,20 @@ def test_interrupted_run_resumes_to_the_same_model(dataset, train_config, tmp_pa
 
 
 def test_a_different_config_does_not_clobber_a_model(dataset, train_config, tmp_path):
-    train(train_config("epochs=1"), dataset, tmp_path / "m", progress=False)
+    quick = ("epochs=1", "samples_per_epoch=8")
+    train(train_config(*quick), dataset, tmp_path / "m", progress=False)
     with pytest.raises(SubcellError, match="different model; use --overwrite"):
-        train(train_config("epochs=1", "seed=5"), dataset, tmp_path / "m", progress=False)
+        train(train_config(*quick, "seed=5"), dataset, tmp_path / "m", progress=False)
     replaced = train(
-        train_config("epochs=1", "seed=5"), dataset, tmp_path / "m", overwrite=True, progress=False
+        train_config(*quick, "seed=5"), dataset, tmp_path / "m", overwrite=True, progress=False
     )
     assert replaced.card["training"]["config"]["seed"] == 5
 
 
 def test_transfer_learning_with_a_frozen_encoder(trained, dataset, train_config, tmp_path):
-    config = train_config("epochs=1", "freeze_encoder=true", "learning_rate=0.05")
+    config = train_config(
+        "epochs=1", "samples_per_epoch=16", "freeze_encoder=true", "learning_rate=0.05"
+    )
     tuned = train(config, dataset, tmp_path / "tuned", init_from=str(trained.path), progress=False)
     assert tuned.card["training"]["init_from"]["name"] == "beads-test"
     assert tuned.card["training"]["frozen_parameters"] > 0
