@@ -126,6 +126,9 @@ class TrainConfig:
         Each input channel is mapped so these percentiles go to 0 and 1.
     threshold
         Probability above which a pixel is foreground (sigmoid head).
+    calibrate_threshold
+        After training, replace ``threshold`` by the candidate (0.20, 0.25, ... 0.95) with
+        the best validation mIoU (sigmoid head); the card records every candidate's score.
     amp
         Mixed precision on a CUDA device (ignored on CPU).
     seed
@@ -157,6 +160,7 @@ class TrainConfig:
         default=(1.0, 99.8), validator=_percentiles
     )
     threshold: float = attrs.field(default=0.5, converter=float, validator=fraction)
+    calibrate_threshold: bool = True
     amp: bool = True
     seed: int = attrs.field(default=0, converter=int, validator=_non_negative)
     weights_dtype: Literal["float32", "float16"] = "float32"

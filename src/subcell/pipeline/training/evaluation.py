@@ -1,7 +1,9 @@
-"""Scoring a network on a split while training: whole images, pooled confusion, mIoU."""
+"""Scoring a network on a split while training: whole images, pooled confusion, mIoU;
+and the choice of the sigmoid head's threshold on the validation split."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -13,36 +15,79 @@ from subcell.pipeline.training.data import SampleSet, pad_to_multiple
 if TYPE_CHECKING:
     from subcell.pipeline.train_schema import TrainConfig
 
-__all__ = ["score_split"]
+__all__ = ["THRESHOLDS", "calibrate_threshold", "predict_split", "score_split"]
+
+#: Candidate thresholds of a sigmoid head, tried on the validation split.
+THRESHOLDS = tuple(round(t, 2) for t in np.arange(0.2, 0.951, 0.05))
+
+
+def predict_split(
+    network, samples: SampleSet, config: TrainConfig, device, multiple: int
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Yield (probabilities (K, ...), masks (K, ...)) of every sample, segmented whole."""
+    import torch
+
+    was_training = network.training
+    network.eval()
+    try:
+        with torch.inference_mode():
+            for start in range(0, len(samples), config.batch_size):
+                stop = min(start + config.batch_size, len(samples))
+                pairs = [samples.read(i) for i in range(start, stop)]
+                images = np.stack([image for image, _ in pairs])
+                spatial = images.shape[2:]
+                padded = pad_to_multiple(images, multiple, len(spatial))
+                logits = network(torch.from_numpy(padded).to(device)).float()
+                probs = activation(logits, config.head).cpu().numpy()
+                probs = probs[(slice(None), slice(None), *(slice(0, s) for s in spatial))]
+                for (_, masks), prob in zip(pairs, probs, strict=True):
+                    yield prob, masks
+    finally:
+        network.train(was_training)
+
+
+def _confusion(prob, masks, head: str, threshold: float, n_classes: int) -> np.ndarray:
+    predicted = class_index_map(class_masks(prob, head, threshold))
+    return confusion_matrix(class_index_map(masks), predicted, n_classes)
 
 
 def score_split(
-    network, samples: SampleSet, config: TrainConfig, class_names, device, multiple: int = 32
+    network,
+    samples: SampleSet,
+    config: TrainConfig,
+    class_names,
+    device,
+    multiple: int = 32,
+    threshold: float | None = None,
 ) -> dict:
     """Segment every sample of a split whole and score it against its masks.
 
     Returns the :func:`subcell.core.metrics.semantic_scores` dict of the pooled confusion
-    matrix (mIoU over background and every class).
+    matrix (mIoU over background and every class), at ``threshold`` (the config's if None).
     """
-    import torch
-
     n_classes = len(class_names) + 1
+    threshold = config.threshold if threshold is None else threshold
     confusion = np.zeros((n_classes, n_classes), dtype=np.int64)
-    was_training = network.training
-    network.eval()
-    order = np.arange(len(samples))
-    with torch.inference_mode():
-        for start in range(0, len(order), config.batch_size):
-            pairs = [samples.read(int(i)) for i in order[start : start + config.batch_size]]
-            images = np.stack([image for image, _ in pairs])
-            spatial = images.shape[2:]
-            padded = pad_to_multiple(images, multiple, len(spatial))
-            logits = network(torch.from_numpy(padded).to(device)).float()
-            probs = activation(logits, config.head).cpu().numpy()
-            crop = (slice(None), slice(None)) + tuple(slice(0, s) for s in spatial)
-            probs = probs[crop]
-            for (_, masks), prob in zip(pairs, probs, strict=True):
-                predicted = class_index_map(class_masks(prob, config.head, config.threshold))
-                confusion += confusion_matrix(class_index_map(masks), predicted, n_classes)
-    network.train(was_training)
+    for prob, masks in predict_split(network, samples, config, device, multiple):
+        confusion += _confusion(prob, masks, config.head, threshold, n_classes)
     return semantic_scores(confusion, ["background", *class_names])
+
+
+def calibrate_threshold(
+    network, samples: SampleSet, config: TrainConfig, class_names, device, multiple: int
+) -> tuple[float, dict[str, float]]:
+    """The sigmoid threshold with the best validation mIoU, and the mIoU of each candidate.
+
+    A network trained with Dice + focal loss on tiny objects tends to be confident over a
+    margin around them; the threshold that matches the ground truth's extent is chosen on
+    the validation split (never the test split), once, after training.
+    """
+    n_classes = len(class_names) + 1
+    confusions = {t: np.zeros((n_classes, n_classes), np.int64) for t in THRESHOLDS}
+    for prob, masks in predict_split(network, samples, config, device, multiple):
+        for t in THRESHOLDS:
+            confusions[t] += _confusion(prob, masks, config.head, t, n_classes)
+    names = ["background", *class_names]
+    mious = {f"{t:.2f}": semantic_scores(c, names)["miou"] for t, c in confusions.items()}
+    best = max(THRESHOLDS, key=lambda t: (mious[f"{t:.2f}"], -abs(t - 0.5)))
+    return float(best), mious

@@ -17,7 +17,7 @@ from subcell.models import CARD_FILE, read_card, save
 from subcell.pipeline.dataset import open_dataset
 from subcell.pipeline.training import checkpoint
 from subcell.pipeline.training.data import SampleSet, augmenter, batches
-from subcell.pipeline.training.evaluation import score_split
+from subcell.pipeline.training.evaluation import calibrate_threshold, score_split
 from subcell.pipeline.training.setup import (
     build,
     choose_device,
@@ -310,18 +310,31 @@ def _card_factory(config, dataset, net_config, multiple, training):
 
 
 def _finish(out, dataset, config, card_of, history, registry, device, started, state):
-    """Score the best weights on the test split; write the final card; drop the checkpoint."""
+    """Calibrate the threshold on validation, score the best weights on the test split,
+    write the final card and drop the checkpoint."""
     from subcell.models import load
 
     if not history:
         raise SubcellError(f"{out}: no epoch ran (epochs={config.epochs})")
     best = load(out, device=str(device), registry=registry)
     spatial = best.card["network"]["config"]["spatial_dims"]
-    test_set = SampleSet(dataset, "test", spatial, config.normalization_percentiles)
     multiple = best.card["input_multiple_px"]
-    test = score_split(best.network, test_set, config, dataset.class_names, device, multiple)
+    percentiles = config.normalization_percentiles
+    threshold, calibration = config.threshold, None
+    if config.head == "sigmoid" and config.calibrate_threshold:
+        val_set = SampleSet(dataset, "val", spatial, percentiles, config.val_max_images)
+        threshold, calibration = calibrate_threshold(
+            best.network, val_set, config, dataset.class_names, device, multiple
+        )
+    test_set = SampleSet(dataset, "test", spatial, percentiles)
+    test = score_split(
+        best.network, test_set, config, dataset.class_names, device, multiple, threshold
+    )
     val = (read_card(out).get("metrics") or {}).get("val", {})
     card = card_of(history, {"val": val, "test": test}, complete=True)
+    card["threshold"] = threshold
+    if calibration is not None:
+        card["training"]["threshold_calibration_val_miou"] = calibration
     card["training"]["seconds"] = time.perf_counter() - started
     save(out, best.network, card, weights_dtype=config.weights_dtype)
     checkpoint.clear(out)
