@@ -85,6 +85,13 @@ def test_training_learns_beads_and_writes_a_loadable_model(trained):
     assert loaded.card == card
 
 
+def test_threshold_is_the_best_on_validation(trained):
+    card = trained.card
+    scores = card["training"]["threshold_calibration_val_miou"]
+    assert len(scores) == 16 and min(map(float, scores)) == 0.2
+    assert scores[f"{card['threshold']:.2f}"] == max(scores.values())
+
+
 def test_loss_decreases_over_epochs(trained):
     losses = [r["loss"] for r in trained.card["training"]["history"]]
     assert losses[-1] < 0.85 * losses[0]
