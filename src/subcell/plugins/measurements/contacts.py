@@ -24,9 +24,10 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from subcell.core.errors import VolumeError
+from subcell.core.labels import check_labels, object_labels
 from subcell.core.model import Masks, Table, Volume
 
-__all__ = ["ContactResult", "Contacts", "ContactsConfig", "contacts", "object_labels"]
+__all__ = ["ContactResult", "Contacts", "ContactsConfig", "contacts"]
 
 
 @attrs.frozen(kw_only=True)
@@ -106,7 +107,7 @@ def contacts(
     VolumeError
         If the shapes differ or the labels are not non-negative integers.
     """
-    a, b = _check(labels_a, "labels_a"), _check(labels_b, "labels_b")
+    a, b = check_labels(labels_a, "labels_a"), check_labels(labels_b, "labels_b")
     if a.shape != b.shape:
         raise VolumeError(f"label images differ in shape: {a.shape} and {b.shape}")
     flat = a.shape[0] == 1
@@ -134,17 +135,6 @@ def contacts(
     pairs = _pairs(label[near], partner[near], gap[near], size[near], measure)
     objects = _per_object(present_a, label, partner, gap, face_label, face_size, pairs, measure)
     return ContactResult(objects, pairs, _summary(objects, pairs, n_b, distance_nm))
-
-
-def _check(labels, name: str) -> np.ndarray:
-    labels = np.asarray(labels)
-    if labels.ndim != 3:
-        raise VolumeError(f"{name} must be (Z, Y, X), got shape {labels.shape}")
-    if labels.dtype.kind not in "biu":
-        raise VolumeError(f"{name} must be integer labels, got {labels.dtype}")
-    if labels.dtype.kind == "i" and labels.size and labels.min() < 0:
-        raise VolumeError(f"{name} must be >= 0 (0 = background)")
-    return labels.astype(np.int64, copy=False)
 
 
 def _present(labels: np.ndarray) -> np.ndarray:
@@ -256,27 +246,6 @@ def _no_contacts(present: np.ndarray, n_b: int, measure: str, distance_nm: float
     return ContactResult(objects, pairs, _summary(objects, pairs, n_b, distance_nm))
 
 
-def object_labels(masks: Masks, class_name: str, connectivity: str = "full") -> np.ndarray:
-    """(Z, Y, X) int64 labels of one class: its instances, else its connected components.
-
-    Raises
-    ------
-    VolumeError
-        If the masks have no such class or the instance labels are not non-negative
-        integers.
-    """
-    if class_name not in masks.class_names:
-        raise VolumeError(
-            f"the masks have no class {class_name!r} (classes: {', '.join(masks.class_names)})"
-        )
-    channel = np.asarray(masks.semantic[masks.class_names.index(class_name)]) > 0
-    if masks.instances is None:
-        structure = ndi.generate_binary_structure(3, 1 if connectivity == "face" else 3)
-        return ndi.label(channel, structure=structure)[0].astype(np.int64)
-    instances = _check(masks.instances, "instance labels")
-    return np.where(channel, instances, 0)
-
-
 class Contacts:
     """Contacts of the objects of one class with those of another.
 
@@ -296,6 +265,6 @@ class Contacts:
     def analyze(self, masks: Masks, volume: Volume | None = None) -> ContactResult:
         """Objects, pairs and summary of the contacts of ``class_a`` with ``class_b``."""
         cfg = self.config
-        a = object_labels(masks, cfg.class_a, cfg.connectivity)
-        b = object_labels(masks, cfg.class_b, cfg.connectivity)
+        a = object_labels(masks, cfg.class_a, cfg.connectivity, strict=True)
+        b = object_labels(masks, cfg.class_b, cfg.connectivity, strict=True)
         return contacts(a, b, masks.voxel_nm, cfg.distance_nm)

@@ -15,8 +15,8 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from subcell.core.errors import VolumeError
+from subcell.core.labels import check_labels, object_labels
 from subcell.core.model import Masks, Table, Volume
-from subcell.plugins.measurements.contacts import object_labels
 
 __all__ = ["PerCell", "PerCellConfig", "assign_cells", "per_cell_summary"]
 
@@ -54,7 +54,7 @@ def assign_cells(labels: np.ndarray, cells: np.ndarray) -> Table:
     VolumeError
         If the shapes differ or either is not non-negative integer labels.
     """
-    labels, cells = _labels(labels, "labels"), _labels(cells, "cells")
+    labels, cells = check_labels(labels, "labels", None), check_labels(cells, "cells", None)
     if labels.shape != cells.shape:
         raise VolumeError(
             f"cells {cells.shape} and organelle labels {labels.shape} differ in shape"
@@ -112,7 +112,7 @@ def per_cell_summary(
         objects' total size over the cell's), and ``mean_<column>`` for each of
         :data:`AVERAGED` the objects have. Objects outside every cell are left out.
     """
-    cells = _labels(cells, "cells")
+    cells = check_labels(cells, "cells", None)
     flat = cells.shape[0] == 1
     spacing = np.asarray(voxel_nm[1:] if flat else voxel_nm, dtype=float)
     count = np.bincount(cells.reshape(-1))
@@ -168,15 +168,6 @@ def _cell_of(objects: Table, assignment: Table) -> np.ndarray:
     return np.where(found, a["cell"][position], 0).astype(np.int64)
 
 
-def _labels(values, name: str) -> np.ndarray:
-    values = np.asarray(values)
-    if values.dtype.kind not in "biu":
-        raise VolumeError(f"{name} must be integer labels, got {values.dtype}")
-    if values.dtype.kind == "i" and values.size and values.min() < 0:
-        raise VolumeError(f"{name} must be >= 0 (0 = background)")
-    return values.astype(np.int64, copy=False)
-
-
 @attrs.frozen(kw_only=True)
 class PerCellConfig:
     """Parameters of the per-cell assignment.
@@ -214,7 +205,7 @@ class PerCell:
     def measure(self, masks: Masks, volume: Volume | None = None) -> Table:
         """One row per object: ``label``, ``cell``, ``overlap_fraction``."""
         cfg = self.config
-        objects = object_labels(masks, cfg.class_name, cfg.connectivity)
+        objects = object_labels(masks, cfg.class_name, cfg.connectivity, strict=True)
         if cfg.cell_class not in masks.class_names:
             raise VolumeError(
                 f"the masks have no class {cfg.cell_class!r} "

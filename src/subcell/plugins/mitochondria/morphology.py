@@ -24,7 +24,7 @@ from typing import Literal
 import attrs
 import numpy as np
 
-from subcell.core.errors import VolumeError
+from subcell.core.labels import label_sizes, object_labels
 from subcell.core.model import Masks, Table, Volume
 from subcell.plugins.mitochondria.skeleton import BRANCH_TYPES, skeleton_graph
 
@@ -154,7 +154,7 @@ class Morphology:
         spacing = np.asarray(masks.voxel_nm[1:] if flat else masks.voxel_nm, dtype=float)
         image = labels[0] if flat else labels
         graph = skeleton_graph(image, spacing, spur_ratio=self.config.spur_ratio)
-        present, columns = _sizes(image, spacing)
+        present, columns = label_sizes(image, spacing)
         columns.update(_graph_columns(graph, present))
         columns["class"] = self._classes(columns, flat)
         objects = Table(_ordered(columns, flat))
@@ -233,66 +233,6 @@ def mina_parameters(objects: Table, branches: Table, flat: bool) -> dict:
         "sd_network_size_branches": _sd(sizes),
         **footprint,
     }
-
-
-def object_labels(masks: Masks, class_name: str, connectivity: str) -> np.ndarray:
-    """The (Z, Y, X) int64 object labels of one class of ``masks``.
-
-    Instances inside the class's channel when ``masks.instances`` is set, else the
-    connected components of the channel. One channel is used whatever its name; with
-    several, the one named ``class_name`` (all of them if ``class_name`` is ``""``).
-
-    Raises
-    ------
-    VolumeError
-        If the instance labels are not integers or are negative, or no channel has that
-        name.
-    """
-    semantic = np.asarray(masks.semantic)
-    if semantic.shape[0] == 1 or not class_name:
-        channel = semantic.any(axis=0)
-    elif class_name in masks.class_names:
-        channel = semantic[masks.class_names.index(class_name)] > 0
-    else:
-        raise VolumeError(
-            f"the masks have no class {class_name!r} (classes: {', '.join(masks.class_names)})"
-        )
-    if masks.instances is None:
-        from scipy import ndimage as ndi
-
-        structure = ndi.generate_binary_structure(3, 1 if connectivity == "face" else 3)
-        return ndi.label(channel, structure=structure)[0].astype(np.int64)
-    instances = np.asarray(masks.instances)
-    if instances.dtype.kind not in "biu":
-        raise VolumeError(f"instance labels must be integers, got {instances.dtype}")
-    if instances.dtype.kind == "i" and instances.size and instances.min() < 0:
-        raise VolumeError("instance labels must be >= 0 (0 = background)")
-    return np.where(channel, instances, 0).astype(np.int64)
-
-
-def _sizes(image: np.ndarray, spacing: np.ndarray) -> tuple[np.ndarray, dict]:
-    """Labels present and their voxel counts, physical size and centroids."""
-    flat_labels = image.reshape(-1)
-    index = np.flatnonzero(flat_labels)
-    lab = flat_labels[index]
-    n = int(lab.max()) + 1 if lab.size else 1
-    count = np.bincount(lab, minlength=n)
-    present = np.flatnonzero(count)
-    present = present[present > 0]
-    k = count[present].astype(float)
-    coords = np.unravel_index(index, image.shape)
-    axes = "yx" if image.ndim == 2 else "zyx"
-    columns: dict[str, np.ndarray] = {"label": present.astype(np.int64)}
-    for axis, c, step in zip(axes, coords, spacing, strict=True):
-        mean = np.bincount(lab, weights=c, minlength=n)[present] / np.maximum(k, 1)
-        columns[f"centroid_{axis}"] = mean
-        columns[f"centroid_{axis}_nm"] = (mean + 0.5) * step
-    unit = float(np.prod(spacing))
-    if image.ndim == 2:
-        columns["area_px"], columns["area_nm2"] = count[present], k * unit
-    else:
-        columns["volume_voxels"], columns["volume_nm3"] = count[present], k * unit
-    return present, columns
 
 
 def _graph_columns(graph, present: np.ndarray) -> dict[str, np.ndarray]:

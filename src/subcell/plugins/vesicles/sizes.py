@@ -25,6 +25,7 @@ import attrs
 import numpy as np
 
 from subcell.core.errors import VolumeError
+from subcell.core.labels import label_sizes, object_labels
 from subcell.core.model import AXES_4D, Masks, Table, Volume
 
 __all__ = ["VesicleSizes", "VesicleSizesConfig", "VesicleResult", "fit_radii"]
@@ -116,11 +117,11 @@ class VesicleSizes:
             Non-integer or negative instance labels; a volume with a time axis or another
             spatial shape than the masks.
         """
-        labels = _object_labels(masks, self.config.class_name, self.config.connectivity)
+        labels = object_labels(masks, self.config.class_name, self.config.connectivity)
         flat = labels.shape[0] == 1
         spacing = np.asarray(masks.voxel_nm[1:] if flat else masks.voxel_nm, dtype=float)
         image = labels[0] if flat else labels
-        present, columns = _sizes(image, spacing)
+        present, columns = label_sizes(image, spacing)
         size = columns["area_nm2"] if flat else columns["volume_nm3"]
         columns["equivalent_radius_nm"] = (
             np.sqrt(size / np.pi) if flat else np.cbrt(3 * size / (4 * np.pi))
@@ -230,54 +231,6 @@ def _boundary_points(image: np.ndarray, spacing: np.ndarray) -> tuple[np.ndarray
     if not labels:
         return np.zeros(0, dtype=np.int64), np.zeros((0, image.ndim))
     return np.concatenate(labels).astype(np.int64), np.concatenate(points)
-
-
-def _object_labels(masks: Masks, class_name: str, connectivity: str) -> np.ndarray:
-    """(Z, Y, X) int64 labels: instances inside the class's channel, else its components."""
-    semantic = np.asarray(masks.semantic)
-    if semantic.shape[0] == 1 or not class_name:
-        channel = semantic.any(axis=0)
-    elif class_name in masks.class_names:
-        channel = semantic[masks.class_names.index(class_name)] > 0
-    else:
-        raise VolumeError(
-            f"the masks have no class {class_name!r} (classes: {', '.join(masks.class_names)})"
-        )
-    if masks.instances is None:
-        from scipy import ndimage as ndi
-
-        structure = ndi.generate_binary_structure(3, 1 if connectivity == "face" else 3)
-        return ndi.label(channel, structure=structure)[0].astype(np.int64)
-    instances = np.asarray(masks.instances)
-    if instances.dtype.kind not in "biu":
-        raise VolumeError(f"instance labels must be integers, got {instances.dtype}")
-    if instances.dtype.kind == "i" and instances.size and instances.min() < 0:
-        raise VolumeError("instance labels must be >= 0 (0 = background)")
-    return np.where(channel, instances, 0).astype(np.int64)
-
-
-def _sizes(image: np.ndarray, spacing: np.ndarray) -> tuple[np.ndarray, dict]:
-    """Labels present, their voxel counts, physical size and centroids."""
-    flat_labels = image.reshape(-1)
-    index = np.flatnonzero(flat_labels)
-    lab = flat_labels[index]
-    n = int(lab.max()) + 1 if lab.size else 1
-    count = np.bincount(lab, minlength=n)
-    present = np.flatnonzero(count)
-    present = present[present > 0]
-    k = count[present].astype(float)
-    coords = np.unravel_index(index, image.shape)
-    columns: dict[str, np.ndarray] = {"label": present.astype(np.int64)}
-    for axis, c, step in zip("yx" if image.ndim == 2 else "zyx", coords, spacing, strict=True):
-        mean = np.bincount(lab, weights=c, minlength=n)[present] / np.maximum(k, 1)
-        columns[f"centroid_{axis}"] = mean
-        columns[f"centroid_{axis}_nm"] = (mean + 0.5) * step
-    unit = float(np.prod(spacing))
-    if image.ndim == 2:
-        columns["area_px"], columns["area_nm2"] = count[present], k * unit
-    else:
-        columns["volume_voxels"], columns["volume_nm3"] = count[present], k * unit
-    return present, columns
 
 
 def _intensities(volume: Volume | None, labels: np.ndarray, present: np.ndarray) -> dict:
