@@ -30,7 +30,9 @@ def _cmd_models(args) -> int:
     table = Table(title=f"subcell models ({len(rows)})")
     columns = ("name", "classes", "pixel nm", "network", "dims", "test mIoU", "description")
     for column in columns:
-        table.add_column(column, overflow="fold")
+        # Short columns never wrap; the description takes what width is left.
+        wide = column == "description"
+        table.add_column(column, overflow="fold", no_wrap=not wide, ratio=1 if wide else None)
     for row in rows:
         miou = row["test_miou"]
         table.add_row(
