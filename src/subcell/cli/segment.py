@@ -1,8 +1,10 @@
-"""``subcell segment``: masks of an image that fits in memory, with a model or a baseline."""
+"""``subcell segment``: masks of an image with a model or a baseline; in memory, or block by
+block into OME-Zarr for volumes larger than memory (:mod:`subcell.cli.segment_chunked`)."""
 
 from __future__ import annotations
 
 from subcell.cli._common import command, registry
+from subcell.cli.segment_chunked import add_chunked_options, run_chunked, wants_chunked
 
 
 def add_commands(commands) -> None:
@@ -21,7 +23,10 @@ def add_commands(commands) -> None:
         help="model directory, bundled model (subcell models) or segmenter (e.g. otsu)",
     )
     segment.add_argument(
-        "--out", required=True, metavar="OUT.tif", help="mask file: .tif, .tiff, .npy or .png"
+        "--out",
+        required=True,
+        metavar="OUT",
+        help="mask file: .tif, .tiff, .npy or .png; or OUT.zarr (OME-Zarr, chunked path)",
     )
     segment.add_argument(
         "--pixel-nm",
@@ -38,12 +43,15 @@ def add_commands(commands) -> None:
     segment.add_argument(
         "--overlay", metavar="OVERLAY.png", help="also write the image with class outlines"
     )
+    add_chunked_options(segment)
 
 
 def _cmd_segment(args) -> int:
     from subcell.core.errors import SubcellError
     from subcell.pipeline.segment_io import segment_file
 
+    if wants_chunked(args):
+        return run_chunked(args, registry())
     if args.pixel_nm is not None and not args.pixel_nm > 0:
         raise SubcellError(f"--pixel-nm must be a positive number of nm, got {args.pixel_nm}")
     result = segment_file(
