@@ -393,10 +393,23 @@ def test_existing_outputs(model2d, stack, tmp_path):
         chunked(path, model2d, out, block=(1, 200, 232))
     replaced = chunked(path, model2d, out, block=(1, 200, 232), overwrite=True)
     assert replaced.status == "complete"
+    with pytest.raises(VolumeError, match="would overlap the input"):
+        chunked(path, model2d, path, overwrite=True)
+    assert zarr.open_array(str(path), mode="r").shape == (3, 200, 232)
     (tmp_path / "file.zarr").write_text("not zarr")
     with pytest.raises(VolumeError, match="not a zarr hierarchy"):
         chunked(path, model2d, tmp_path / "file.zarr", overwrite=True)
     assert (tmp_path / "file.zarr").read_text() == "not zarr"
+
+
+def test_two_channel_input_matches_whole_image(tmp_path):
+    model = random_model(tmp_path / "m", in_channels=2, seed=4)
+    image = np.stack([smooth_noise((2, 90, 100), seed=s) for s in (8, 9)])
+    image[1] *= 5.0  # channels with their own ranges
+    path = write_zarr(tmp_path / "c.zarr", image, axes="czyx")
+    chunked(path, model, tmp_path / "out.zarr", block=(1, 48, 48))
+    _, ref = whole_image(model, image)
+    assert (arrays(tmp_path / "out.zarr")[1] == ref).mean() >= 0.999
 
 
 def test_channel_count_and_method_are_checked(model2d, tmp_path):

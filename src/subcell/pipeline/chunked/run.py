@@ -14,19 +14,18 @@ import json
 import os
 import time
 import warnings
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import attrs
 import numpy as np
 
-from subcell.core.errors import SubcellError
+from subcell.core.errors import SubcellError, VolumeError
 from subcell.core.provenance import record
 from subcell.pipeline.chunked import infer, stitch
 from subcell.pipeline.chunked.blocks import BlockPlan, plan_blocks
 from subcell.pipeline.chunked.executors import make_executor, threads_per_worker
+from subcell.pipeline.chunked.progress import progress_bar
 from subcell.pipeline.chunked.source import open_source, source_spec, tczyx_data
 from subcell.pipeline.chunked.store import (
     PREDICTED,
@@ -209,6 +208,7 @@ def segment_chunked(
     _check_options(pixel_nm, workers, scheduler, threads)
     setup = _set_up(image, method, block, instances, device, pixel_nm, axes, registry)
     out = Path(out)
+    _check_not_input(out, Path(setup.spec.path))
     state = prepare_output(out, setup.identity["job_sha256"], overwrite=overwrite)
     if state == "complete":
         n_instances = ChunkedOutput(out, mode="r").attrs.get("n_instances")
@@ -242,6 +242,13 @@ def segment_chunked(
     seconds = time.perf_counter() - start
     output.set_attrs(complete=True, n_instances=n_instances, seconds_last_run=round(seconds, 3))
     return setup.result(out, "complete", blocks_run, seconds, n_instances)
+
+
+def _check_not_input(out: Path, image: Path) -> None:
+    """Refuse an output that is, holds or sits inside the input (--overwrite would delete it)."""
+    out = out.resolve()
+    if out == image or image in out.parents or out in image.parents:
+        raise VolumeError(f"{out}: the output would overlap the input {image}; choose another path")
 
 
 def _warn_constant(ranges: np.ndarray) -> None:
@@ -339,7 +346,7 @@ def _open_output(out, state, setup: _Setup, method, instances, device, pixel_nm,
 def _predict(executor, job: infer.BlockJob, output: ChunkedOutput, progress) -> int:
     todo = [int(n) for n in np.flatnonzero(output.states() < PREDICTED)]
     n_blocks = len(job.plan)
-    with _progress("segment", n_blocks, n_blocks - len(todo), progress) as advance:
+    with progress_bar("segment", n_blocks, n_blocks - len(todo), progress) as advance:
         for result in executor.run(infer.run_block, job, todo):
             advance(result["voxels"])
     return len(todo)
@@ -351,7 +358,7 @@ def _stitch(executor, job: infer.BlockJob, output: ChunkedOutput, progress) -> i
     offsets = stitch.offsets_of(counts)
     if not output.attrs.get("stitched"):
         pairs = [np.zeros((0, 2), dtype=np.int64)]
-        with _progress("match", len(plan), 0, progress) as advance:
+        with progress_bar("match", len(plan), 0, progress) as advance:
             for found in executor.run(pairs_task, job, range(len(plan)), offsets):
                 pairs.append(found)
                 advance(0)
@@ -359,7 +366,7 @@ def _stitch(executor, job: infer.BlockJob, output: ChunkedOutput, progress) -> i
         write_table(output, table)
         output.set_attrs(stitched=True, n_instances=int(table.max(initial=0)))
     todo = [int(n) for n in np.flatnonzero(output.states() < RELABELLED)]
-    with _progress("relabel", len(plan), len(plan) - len(todo), progress) as advance:
+    with progress_bar("relabel", len(plan), len(plan) - len(todo), progress) as advance:
         for voxels in executor.run(relabel_task, job, todo, offsets):
             advance(voxels)
     return int(output.attrs["n_instances"])
@@ -375,41 +382,3 @@ def relabel_task(job: infer.BlockJob, number: int, offsets: np.ndarray) -> int:
     output = infer.output(job)
     table = infer.cached(("table", job.token), lambda: read_table(output))
     return stitch.relabel_block(output, job.plan, number, table, offsets)
-
-
-@contextmanager
-def _progress(phase: str, n_blocks: int, done: int, enabled) -> Iterator[Callable[[int], None]]:
-    """A rich progress bar on stderr: blocks done, voxels/s, ETA; ``enabled`` None: only on
-    a terminal. Yields ``advance(voxels)``."""
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-    )
-
-    console = Console(stderr=True)
-    bar = Progress(
-        TextColumn(f"{phase:8s}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("blocks"),
-        TextColumn("{task.fields[rate]}"),
-        TimeRemainingColumn(),
-        console=console,
-        disable=not (console.is_terminal if enabled is None else enabled),
-    )
-    started = time.perf_counter()
-    state = {"voxels": 0}
-    with bar:
-        task = bar.add_task(phase, total=n_blocks, completed=done, rate="")
-
-        def advance(voxels: int) -> None:
-            state["voxels"] += voxels
-            elapsed = max(time.perf_counter() - started, 1e-9)
-            rate = f"{state['voxels'] / elapsed / 1e6:.2f} Mvoxel/s" if state["voxels"] else ""
-            bar.update(task, advance=1, rate=rate)
-
-        yield advance

@@ -78,15 +78,8 @@ def offsets_of(counts: np.ndarray) -> np.ndarray:
     return np.concatenate([[0], np.cumsum(totals)[:-1]]).astype(np.int64)
 
 
-def _provisional(plan: BlockPlan, t: int, window: tuple[slice, ...], local, offsets) -> np.ndarray:
-    """Provisional ids of a (Z, Y, X) window of stored local ids."""
-    coords = [np.arange(s.start, s.stop) // b for s, b in zip(window, plan.block, strict=True)]
-    gz, gy, gx = plan.grid[1:]
-    number = ((t * gz + coords[0][:, None, None]) * gy + coords[1][None, :, None]) * gx + coords[2][
-        None, None, :
-    ]
-    ids = offsets[number] + local.astype(np.int64)
-    return np.where(local > 0, ids, 0)
+#: Rows of a face compared at a time: bounds the temporaries whatever the face's size.
+_ROWS = 128
 
 
 def face_pairs(out: ChunkedOutput, plan: BlockPlan, number: int, offsets: np.ndarray) -> np.ndarray:
@@ -101,7 +94,7 @@ def face_pairs(out: ChunkedOutput, plan: BlockPlan, number: int, offsets: np.nda
     block = plan[number]
     t = block.core[0].start
     shape = plan.shape[1:]
-    found = []
+    keys = [np.zeros(0, dtype=np.uint64)]
     for axis in range(3):
         face = block.core[axis + 1].stop
         if face >= shape[axis]:
@@ -112,29 +105,63 @@ def face_pairs(out: ChunkedOutput, plan: BlockPlan, number: int, offsets: np.nda
             else slice(max(0, s.start - 1), min(shape[a], s.stop + 1))
             for a, s in enumerate(block.core[1:])
         )
-        ids = _provisional(plan, t, window, out.read_window("instances", t, window), offsets)
+        local = out.read_window("instances", t, window)
         classes = class_index_map(out.read_window("mask", t, window))
-        found.append(_touching(ids, classes, axis))
-    if not found:
-        return np.zeros((0, 2), dtype=np.int64)
-    return np.unique(np.concatenate(found), axis=0)
+        layers = _Layers(plan, t, window, axis, offsets)
+        keys.extend(layers.touching(local, classes))
+    keys = np.unique(np.concatenate(keys))
+    return np.stack([keys >> np.uint64(32), keys & np.uint64(2**32 - 1)], axis=1).astype(np.int64)
 
 
-def _touching(ids: np.ndarray, classes: np.ndarray, axis: int) -> np.ndarray:
-    """Pairs (id below the face, id above) of same-class voxels in contact across it."""
-    low, high = np.take(ids, 0, axis=axis), np.take(ids, 1, axis=axis)
-    c_low, c_high = np.take(classes, 0, axis=axis), np.take(classes, 1, axis=axis)
-    pairs = []
-    n0, n1 = low.shape
-    for d0, d1 in itertools.product((-1, 0, 1), repeat=2):
-        a = (slice(max(0, -d0), n0 - max(0, d0)), slice(max(0, -d1), n1 - max(0, d1)))
-        b = (slice(max(0, d0), n0 + min(0, d0)), slice(max(0, d1), n1 + min(0, d1)))
-        touch = (low[a] > 0) & (high[b] > 0) & (c_low[a] == c_high[b])
-        if touch.any():
-            pairs.append(np.stack([low[a][touch], high[b][touch]], axis=1))
-    if not pairs:
-        return np.zeros((0, 2), dtype=np.int64)
-    return np.unique(np.concatenate(pairs), axis=0)
+class _Layers:
+    """The two voxel layers of a face: which block (so which id offset) holds each voxel."""
+
+    def __init__(self, plan: BlockPlan, t: int, window: tuple[slice, ...], axis: int, offsets):
+        self.plan, self.t, self.axis, self.offsets = plan, t, axis, offsets
+        # Block index of every window coordinate along each axis (1-D, a few values each).
+        self.index = [
+            np.arange(s.start, s.stop) // b for s, b in zip(window, plan.block, strict=True)
+        ]
+        self.others = [a for a in range(3) if a != axis]
+
+    def offset(self, layer: int, rows: slice, cols: slice) -> np.ndarray:
+        """Id offsets (rows, cols) of part of layer 0 (below the face) or 1 (above)."""
+        parts = [None, None, None]
+        parts[self.axis] = self.index[self.axis][layer]
+        parts[self.others[0]] = self.index[self.others[0]][rows][:, None]
+        parts[self.others[1]] = self.index[self.others[1]][cols][None, :]
+        gz, gy, gx = self.plan.grid[1:]
+        number = ((self.t * gz + parts[0]) * gy + parts[1]) * gx + parts[2]
+        return self.offsets[number]
+
+    def touching(self, local: np.ndarray, classes: np.ndarray) -> list[np.ndarray]:
+        """Unique ``low << 32 | high`` keys of same-class voxels in contact across the face
+        (every 26-neighbourhood offset), a strip of rows at a time."""
+        take = [slice(None)] * 3
+        layer = []
+        for side in (0, 1):
+            take[self.axis] = side
+            layer.append((local[tuple(take)], classes[tuple(take)]))
+        (low, c_low), (high, c_high) = layer
+        n0, n1 = low.shape
+        found = []
+        for d0, d1 in itertools.product((-1, 0, 1), repeat=2):
+            a0, a1 = max(0, -d0), max(0, -d1)  # where the low layer's part starts
+            b0, b1 = max(0, d0), max(0, d1)  # and the high layer's
+            rows, width = n0 - abs(d0), n1 - abs(d1)
+            for r0 in range(0, rows, _ROWS):
+                r1 = min(r0 + _ROWS, rows)
+                la, lb = slice(a0 + r0, a0 + r1), slice(b0 + r0, b0 + r1)
+                ca, cb = slice(a1, a1 + width), slice(b1, b1 + width)
+                lo, hi = low[la, ca], high[lb, cb]
+                touch = (lo > 0) & (hi > 0) & (c_low[la, ca] == c_high[lb, cb])
+                if not touch.any():
+                    continue
+                g_lo = self.offset(0, la, ca)[touch] + lo[touch]
+                g_hi = self.offset(1, lb, cb)[touch] + hi[touch]
+                key = (g_lo.astype(np.uint64) << np.uint64(32)) | g_hi.astype(np.uint64)
+                found.append(np.unique(key))
+        return found
 
 
 def relabel_table(pairs: np.ndarray, counts: np.ndarray) -> np.ndarray:
