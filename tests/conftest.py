@@ -1,6 +1,12 @@
-"""Shared test set-up: GPU tests skip themselves where CUDA is absent."""
+"""Shared test set-up: GPU tests skip themselves where CUDA is absent; drawn phantoms shared
+by several test modules live in tests/helpers (importable by name)."""
+
+import sys
+from pathlib import Path
 
 import pytest
+
+sys.path.insert(0, str(Path(__file__).parent / "helpers"))
 
 
 def pytest_collection_modifyitems(config, items):

@@ -10,6 +10,9 @@ import dask.array as da
 import numpy as np
 import pytest
 from skimage.filters import threshold_otsu
+from subcell_test_phantoms import DISCS, VOXEL
+from subcell_test_phantoms import disc_mask as _discs
+from subcell_test_phantoms import iou as _iou
 
 from subcell.core.errors import VolumeError
 from subcell.core.model import Volume
@@ -25,31 +28,6 @@ from subcell.plugins.baselines import (
     register_segmenters,
 )
 from subcell.plugins.baselines._common import bright_regions
-
-VOXEL = (200.0, 42.0, 42.0)
-# (y, x, radius) in pixels: separated by at least 6 px so components never touch.
-DISCS = [
-    (20, 20, 9),
-    (22, 60, 7),
-    (25, 100, 10),
-    (64, 35, 8),
-    (70, 85, 11),
-    (105, 20, 6),
-    (105, 64, 9),
-    (100, 108, 8),
-]
-
-
-def _discs(side=128):
-    yy, xx = np.mgrid[:side, :side]
-    truth = np.zeros((side, side), dtype=bool)
-    for y, x, r in DISCS:
-        truth |= (yy - y) ** 2 + (xx - x) ** 2 <= r**2
-    return truth
-
-
-def _iou(a, b):
-    return float((a & b).sum() / (a | b).sum())
 
 
 def _volume(plane, **kwargs):

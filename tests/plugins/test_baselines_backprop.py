@@ -6,23 +6,14 @@ import numpy as np
 import pytest
 import torch
 from scipy import ndimage
+from subcell_test_phantoms import DISCS, VOXEL
+from subcell_test_phantoms import disc_mask as _discs
+from subcell_test_phantoms import iou as _iou
+from subcell_test_phantoms import noisy_image as _image
 
 from subcell.core.model import Volume
 from subcell.plugins.baselines import Backprop, BackpropConfig
 from subcell.plugins.baselines.backprop import _refine
-
-VOXEL = (200.0, 42.0, 42.0)
-# (y, x, radius) in pixels: separated by at least 6 px so components never touch.
-DISCS = [
-    (20, 20, 9),
-    (22, 60, 7),
-    (25, 100, 10),
-    (64, 35, 8),
-    (70, 85, 11),
-    (105, 20, 6),
-    (105, 64, 9),
-    (100, 108, 8),
-]
 
 
 @pytest.fixture(autouse=True)
@@ -33,24 +24,6 @@ def _one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
-
-
-def _discs(side=128):
-    yy, xx = np.mgrid[:side, :side]
-    truth = np.zeros((side, side), dtype=bool)
-    for y, x, r in DISCS:
-        truth |= (yy - y) ** 2 + (xx - x) ** 2 <= r**2
-    return truth
-
-
-def _image(truth, amplitude=60.0, seed=0, background=100.0, blur_px=2.0):
-    """Discs blurred by a Gaussian 'PSF' on a background, with Poisson noise (photons)."""
-    clean = background + amplitude * ndimage.gaussian_filter(truth.astype(float), blur_px)
-    return np.random.default_rng(seed).poisson(clean).astype(float)
-
-
-def _iou(a, b):
-    return float((a & b).sum() / (a | b).sum())
 
 
 def _segment(image, **config):

@@ -5,6 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from scipy import ndimage
+from subcell_test_phantoms import DISCS, VOXEL
+from subcell_test_phantoms import disc_mask as _discs
+from subcell_test_phantoms import iou as _iou
+from subcell_test_phantoms import noisy_image as _image
 
 from subcell.core.model import Volume
 from subcell.plugins.baselines import (
@@ -13,37 +17,6 @@ from subcell.plugins.baselines import (
     Otsu,
     OtsuConfig,
 )
-
-VOXEL = (200.0, 42.0, 42.0)
-# (y, x, radius) in pixels: separated by at least 6 px so components never touch.
-DISCS = [
-    (20, 20, 9),
-    (22, 60, 7),
-    (25, 100, 10),
-    (64, 35, 8),
-    (70, 85, 11),
-    (105, 20, 6),
-    (105, 64, 9),
-    (100, 108, 8),
-]
-
-
-def _discs(side=128, discs=DISCS):
-    yy, xx = np.mgrid[:side, :side]
-    truth = np.zeros((side, side), dtype=bool)
-    for y, x, r in discs:
-        truth |= (yy - y) ** 2 + (xx - x) ** 2 <= r**2
-    return truth
-
-
-def _image(truth, amplitude, seed=0, background=100.0, blur_px=2.0):
-    """Discs blurred by a Gaussian 'PSF' on a background, with Poisson noise (photons)."""
-    clean = background + amplitude * ndimage.gaussian_filter(truth.astype(float), blur_px)
-    return np.random.default_rng(seed).poisson(clean).astype(float)
-
-
-def _iou(a, b):
-    return float((a & b).sum() / (a | b).sum())
 
 
 def _segment(image, **config):
