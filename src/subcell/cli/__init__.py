@@ -26,6 +26,7 @@ _COMMAND_MODULES = (
     "models",
     "analyze",
     "track",
+    "run",
 )
 
 

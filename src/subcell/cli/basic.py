@@ -74,9 +74,26 @@ def _load(args):
 
 
 def _cmd_validate(args) -> int:
+    if _is_pipeline(args.file):
+        from subcell.pipeline.run import load_pipeline
+
+        pipeline = load_pipeline(args.file, args.overrides, registry=registry())
+        print(f"{args.file}: valid pipeline of {len(pipeline.steps)} steps")
+        return 0
     loaded = _load(args)
     print(f"{args.file}: valid {loaded.step} config")
     return 0
+
+
+def _is_pipeline(path) -> bool:
+    """A pipeline file (``subcell run``) has ``steps:`` and no ``step:`` at the top."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(open(path, encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return False  # load_config reports the problem with its own message
+    return isinstance(data, dict) and "steps" in data and "step" not in data
 
 
 def _cmd_show(args) -> int:

@@ -1,8 +1,15 @@
-"""``subcell simulate``: a training dataset from physics, into a zarr group."""
+"""``subcell simulate``: a training dataset from physics, into a zarr group.
+
+Accepts a ``step: simulate`` config (structures, labelling, optics...) or a ``step:
+phantom`` config (whole scenes drawn by a phantom plugin; ``docs/phantoms.md``).
+"""
 
 from __future__ import annotations
 
 from subcell.cli._common import add_set, command, registry
+
+# The config steps this command runs: both write the same dataset layout.
+_STEPS = ("simulate", "phantom")
 
 
 def add_commands(commands) -> None:
@@ -10,7 +17,9 @@ def add_commands(commands) -> None:
     simulate = command(
         commands, "simulate", "simulate a training dataset into a zarr group", _cmd_simulate
     )
-    simulate.add_argument("file", metavar="CONFIG", help="a simulate config (YAML)")
+    simulate.add_argument(
+        "file", metavar="CONFIG", help="a simulate or phantom config (YAML, step: simulate|phantom)"
+    )
     simulate.add_argument("--out", required=True, metavar="DATA.zarr", help="output zarr group")
     simulate.add_argument(
         "--n", type=int, metavar="N", help="number of images (default: the config's n_tiles)"
@@ -23,15 +32,31 @@ def add_commands(commands) -> None:
         "--overwrite", action="store_true", help="replace what is at --out instead of resuming"
     )
     simulate.add_argument(
-        "--montage", action="store_true", help="assemble each image from 2 x 2 tiles"
+        "--montage",
+        action="store_true",
+        help="assemble each image from 2 x 2 tiles (simulate configs only)",
     )
     add_set(simulate)
+
+
+def _step_of(path, overrides) -> str | None:
+    """The ``step`` a config file (with its bases and ``--set``) names; None if unreadable
+    here (:func:`~subcell.pipeline.config.load_config` then says why)."""
+    from pathlib import Path
+
+    from subcell.core.config import apply_overrides, load_layers
+
+    if not Path(path).is_file():
+        return None
+    data, origins = load_layers(path)
+    return apply_overrides(data, overrides, origins).get("step")
 
 
 def _cmd_simulate(args) -> int:
     from subcell.core.errors import ConfigError
     from subcell.pipeline.config import load_config
     from subcell.pipeline.dataset import write_dataset
+    from subcell.pipeline.schemas import STEP_SCHEMAS
 
     if args.n is not None and args.n < 1:
         raise ConfigError(f"--n must be at least 1, got {args.n}")
@@ -42,11 +67,20 @@ def _cmd_simulate(args) -> int:
     overrides = list(args.overrides)
     overrides += [f"n_tiles={args.n}"] if args.n is not None else []
     overrides += [f"seed={args.seed}"] if args.seed is not None else []
-    overrides += ["montage=true"] if args.montage else []
+    step = _step_of(args.file, args.overrides)
+    if isinstance(step, str) and step in STEP_SCHEMAS and step not in _STEPS:
+        # Checked before the flags are applied: they are keys only these steps have.
+        raise ConfigError(
+            f"{args.file}: a {step} config; simulate needs step: simulate or step: phantom"
+        )
     found = registry()
     loaded = load_config(args.file, overrides, registry=found)
-    if loaded.step != "simulate":
-        raise ConfigError(f"{args.file}: a {loaded.step} config; simulate needs step: simulate")
+    if args.montage:
+        if loaded.step != "simulate":
+            raise ConfigError(
+                f"--montage: {args.file} is a phantom config; phantom images have no montage"
+            )
+        loaded = load_config(args.file, [*overrides, "montage=true"], registry=found)
     result = write_dataset(
         loaded.config, args.out, workers=args.workers, overwrite=args.overwrite, registry=found
     )

@@ -64,3 +64,13 @@ def register_readers(register):
 @hookspec
 def register_writers(register):
     """Register writers: volumes and masks to file formats."""
+
+
+@hookspec
+def register_phantoms(register):
+    """Register phantoms: whole scenes drawn with several dyes and their ground truth."""
+
+
+@hookspec
+def register_steps(register):
+    """Register pipeline steps that ``subcell run`` can chain."""

@@ -12,11 +12,13 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 import attrs
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from pathlib import Path
 
     import numpy as np
 
     from subcell.core.model import Emitters, Field, Geometry, Masks, Table, Volume
+    from subcell.core.scene import Scene
 
 
 @attrs.frozen
@@ -42,6 +44,8 @@ KINDS: dict[str, Kind] = {
         Kind("analytics", "register_analytics", "per-object measurements from masks"),
         Kind("reader", "register_readers", "image file format to Volume"),
         Kind("writer", "register_writers", "Volume (and masks) to a file format"),
+        Kind("phantom", "register_phantoms", "a whole scene: dyes and its ground truth"),
+        Kind("step", "register_steps", "a pipeline step that `subcell run` can chain"),
     )
 }
 
@@ -140,6 +144,42 @@ class Writer(Protocol):
     ) -> Path: ...
 
 
+@runtime_checkable
+class Phantom(Protocol):
+    """Draws a whole field: the fluorophores of each dye and the ground truth."""
+
+    def draw(self, field: Field, rng: np.random.Generator) -> Scene: ...
+
+
+@runtime_checkable
+class Step(Protocol):
+    """A pipeline step: turns its inputs and config into outputs under one folder.
+
+    The factory registered with ``register_steps`` receives the step's config (its attrs
+    class, every field defaulted) and returns this object. A config class may hold the
+    config file of a command in a field named ``config`` (``subcell run`` loads the step's
+    ``config:`` into it), and fields with ``metadata={"hash": False}`` (workers, device)
+    do not count when deciding whether an earlier output can be reused.
+
+    Attributes
+    ----------
+    inputs
+        What the step takes: input name -> ``"required"``, ``"optional"`` or ``"many"``
+        (several paths by label, e.g. the metrics of several evaluations).
+    outputs
+        The names of the paths ``run`` returns; the first is the main output.
+
+    ``run(inputs, out)`` receives the input paths by name (a ``"many"`` input as a dict
+    label -> path; an optional input that is not given is absent) and the step's own
+    folder, writes only inside that folder, and returns the path of every output by name.
+    """
+
+    inputs: Mapping[str, str]
+    outputs: tuple[str, ...]
+
+    def run(self, inputs: dict[str, Any], out: Path) -> dict[str, Path]: ...
+
+
 #: The interface each kind's factory must return (networks return a ``torch.nn.Module``).
 INTERFACES: dict[str, Any] = {
     "structure": Structure,
@@ -152,4 +192,6 @@ INTERFACES: dict[str, Any] = {
     "analytics": Analytics,
     "reader": Reader,
     "writer": Writer,
+    "phantom": Phantom,
+    "step": Step,
 }

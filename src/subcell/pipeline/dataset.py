@@ -14,7 +14,9 @@ Guarantees: image ``i`` depends only on the resolved config (seed included) and 
 the arrays are byte-identical whatever the number of workers and however often a run was
 interrupted and resumed. Each image's chunks are written by one process, then its ``done``
 flag; ``attrs["complete"]`` becomes true only after every flag is set. See
-``docs/simulate.md``.
+``docs/simulate.md``. A phantom run (:class:`~subcell.pipeline.schemas.PhantomConfig`,
+``docs/phantoms.md``) writes the same layout with one frame and no montage; its attributes
+add ``phantom`` (plugin name and acquisition).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import math
 import shutil
 import time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import attrs
 import numpy as np
@@ -31,8 +33,17 @@ import zarr
 
 from subcell.core.errors import ConfigError, VolumeError
 from subcell.core.provenance import config_hash
+from subcell.pipeline.dataset_read import (
+    FORMAT,
+    FORMAT_VERSION,
+    SPLIT_NAMES,
+    Dataset,
+    dataset_attrs,
+    open_dataset,
+)
+from subcell.pipeline.phantom import phantom_attrs, phantom_provenance
 from subcell.pipeline.photon_budget import SNR_DEFINITION
-from subcell.pipeline.schemas import SimulateConfig
+from subcell.pipeline.schemas import PhantomConfig, SimulateConfig
 from subcell.pipeline.simulate import TileStats, simulation_provenance
 from subcell.pipeline.tiles import (
     DATA_ARRAYS,
@@ -55,10 +66,6 @@ __all__ = [
     "write_dataset",
 ]
 
-#: ``attrs["format"]`` of a dataset group, and its layout version.
-FORMAT = "subcell-simulated-dataset"
-FORMAT_VERSION = 1
-SPLIT_NAMES = ("train", "val", "test")
 # Spawn key of the split draw: one element long, so it never equals a tile's (i, stage, part).
 _SPLIT_KEY = (0,)
 
@@ -105,7 +112,7 @@ def split_indices(n: int, fractions: tuple[float, float, float], seed: int) -> d
 
 
 def write_dataset(
-    config: SimulateConfig,
+    config: SimulateConfig | PhantomConfig,
     out: str | Path,
     *,
     workers: int = 1,
@@ -118,13 +125,15 @@ def write_dataset(
     Parameters
     ----------
     config
-        The resolved simulate config (seed and ``n_tiles`` included).
+        The resolved simulate or phantom config (seed and ``n_tiles`` included).
     out
         The group's path (``DATA.zarr``).
     workers
         Processes simulating in parallel (1: in this process). Worker processes are
         spawned, so a script calling this needs the ``if __name__ == "__main__":`` guard;
-        they look plugins up in their own process-wide registry.
+        they look plugins up in their own process-wide registry, plus those ``registry``
+        got through ``build_registry(extra=...)`` (sent by reference: their config class
+        and factory must be importable there).
     overwrite
         Replace whatever is at ``out``: a file, a zarr store or an empty folder.
     registry
@@ -173,7 +182,7 @@ def _prepare(out: Path, digest: str, overwrite: bool) -> str:
     """``"new"``, ``"resume"`` or ``"complete"``; clears ``out`` when it must start over."""
     if not out.exists():
         return "new"
-    existing = _dataset_attrs(out)
+    existing = dataset_attrs(out)
     if existing is not None and not overwrite:
         if existing.get("config_sha256") != digest:
             raise ConfigError(
@@ -191,16 +200,6 @@ def _prepare(out: Path, digest: str, overwrite: bool) -> str:
         )
     _remove(out)
     return "new"
-
-
-def _dataset_attrs(out: Path) -> dict | None:
-    if not (out / "zarr.json").is_file():
-        return None
-    try:
-        attributes = dict(zarr.open_group(out, mode="r").attrs)
-    except Exception:  # noqa: BLE001 - anything unreadable is simply not our dataset
-        return None
-    return attributes if attributes.get("format") == FORMAT else None
 
 
 def _remove(out: Path) -> None:
@@ -228,7 +227,11 @@ def _axes(video: bool) -> dict[str, str]:
 
 
 def _create(
-    out: Path, config: SimulateConfig, registry: Registry, digest: str, first: DatasetImage
+    out: Path,
+    config: SimulateConfig | PhantomConfig,
+    registry: Registry,
+    digest: str,
+    first: DatasetImage,
 ) -> None:
     """The group, its attributes and empty arrays shaped like ``first``."""
     n = config.n_tiles
@@ -263,7 +266,7 @@ def _create(
             "format_version": FORMAT_VERSION,
             "n_images": n,
             "seed": config.seed,
-            "provenance": simulation_provenance(config, registry),
+            "provenance": _provenance(config, registry),
             "voxel_nm": list(first.voxel_nm),
             "axes": axes,
             "units": {"images": "detector counts (ADU)", "clean": "expected photons"},
@@ -276,9 +279,17 @@ def _create(
             "split_names": list(SPLIT_NAMES),
             "snr_definition": SNR_DEFINITION,
             "tile_stats_columns": list(TileStats.columns),
+            # Only a phantom run has more: a simulate run's attributes stay as they were.
+            **(phantom_attrs(config, registry) if isinstance(config, PhantomConfig) else {}),
             "layout_ready": True,
         }
     )
+
+
+def _provenance(config, registry: Registry) -> dict:
+    if isinstance(config, PhantomConfig):
+        return phantom_provenance(config, registry)
+    return simulation_provenance(config, registry)
 
 
 def _montage_attrs(config: SimulateConfig) -> dict | None:
@@ -296,7 +307,7 @@ def _run(config, out, remaining, class_names, workers, registry, advance) -> Non
     if not remaining:
         return
     if workers > 1 and len(remaining) > 1:
-        run_in_pool(config, out, remaining, class_names, workers, advance)
+        run_in_pool(config, out, remaining, class_names, workers, advance, registry=registry)
         return
     arrays = open_arrays(out)
     # Entered after image 0, so it also reaches libraries that image loaded lazily.
@@ -318,85 +329,3 @@ def _finish(out: Path) -> None:
     }
     # One update, so "complete" is never written without the per-tile values.
     group.attrs.update({"tiles": tiles, "complete": True})
-
-
-@attrs.frozen(eq=False)
-class Dataset:
-    """A simulated dataset opened for reading (arrays stay lazy zarr arrays).
-
-    Attributes
-    ----------
-    path
-        The group.
-    images, clean, masks, instances
-        The arrays (see the module notes for shapes and axes).
-    tile_stats
-        Per-tile photon budget, (N, P, 4), columns ``attrs["tile_stats_columns"]``.
-    attrs
-        The group attributes (provenance, voxel_nm, axes, class/channel names, split...).
-    """
-
-    path: Path
-    images: Any
-    clean: Any
-    masks: Any
-    instances: Any
-    tile_stats: Any
-    attrs: dict
-
-    def __len__(self) -> int:
-        return int(self.images.shape[0])
-
-    @property
-    def complete(self) -> bool:
-        return bool(self.attrs.get("complete"))
-
-    @property
-    def class_names(self) -> tuple[str, ...]:
-        return tuple(self.attrs["class_names"])
-
-    @property
-    def channel_names(self) -> tuple[str, ...]:
-        return tuple(self.attrs["channel_names"])
-
-    @property
-    def voxel_nm(self) -> tuple[float, float, float]:
-        return tuple(float(v) for v in self.attrs["voxel_nm"])
-
-    def split(self, name: str) -> list[int]:
-        """Image indices of ``"train"``, ``"val"`` or ``"test"``."""
-        if name not in SPLIT_NAMES:
-            raise ValueError(f"split must be one of {', '.join(SPLIT_NAMES)}, got {name!r}")
-        return list(self.attrs["split"][name])
-
-
-def open_dataset(path: str | Path, *, allow_incomplete: bool = False) -> Dataset:
-    """Open a dataset written by :func:`write_dataset`, read-only.
-
-    Parameters
-    ----------
-    path
-        The group (``DATA.zarr``).
-    allow_incomplete
-        Open a dataset whose run has not finished (unwritten images read as zeros).
-
-    Raises
-    ------
-    VolumeError
-        Not a subcell dataset, or incomplete and ``allow_incomplete`` is false.
-    """
-    path = Path(path)
-    found = _dataset_attrs(path) if path.exists() else None
-    if found is None:
-        raise VolumeError(f"{path}: not a subcell simulated dataset")
-    if not found.get("layout_ready"):
-        raise VolumeError(f"{path}: dataset was never laid out; rerun subcell simulate")
-    group = zarr.open_group(path, mode="r")
-    if not found.get("complete") and not allow_incomplete:
-        done = int(np.sum(group["done"][:]))
-        raise VolumeError(
-            f"{path}: incomplete dataset ({done} of {found['n_images']} images); rerun "
-            f"subcell simulate with the same config to finish it"
-        )
-    arrays = {name: group[name] for name in DATA_ARRAYS}
-    return Dataset(path=path, attrs=dict(group.attrs), **arrays)

@@ -23,6 +23,7 @@ NoiseSpec = spec_type("noise")
 GroundTruthSpec = spec_type("ground_truth")
 SegmenterSpec = spec_type("segmenter")
 AnalyticsSpec = spec_type("analytics")
+PhantomSpec = spec_type("phantom")
 
 
 def _positive(instance, attribute, value):
@@ -180,10 +181,76 @@ class AnalyzeConfig:
     analytics: tuple[AnalyticsSpec, ...] = attrs.field(validator=attrs.validators.min_len(1))
 
 
+@attrs.frozen(kw_only=True)
+class PhantomConfig:
+    """Image whole scenes drawn by a phantom plugin: phantom -> optics -> background and
+    photon budget -> noise; the ground truth is the phantom's own masks.
+
+    The microscope's ``pixel_nm``, ``z_step_nm`` and ``n_z`` set the grid; a single plane
+    images a sample slab ``slab_nm`` thick. A spectral microscope (one with
+    ``band_fractions``, e.g. ``spinning_disk``) images all dyes at once and its detection
+    bands are the channels; any other microscope images each dye on its own (sequential
+    acquisition) and channel ``c`` is dye ``c``. See ``docs/phantoms.md``.
+
+    Attributes
+    ----------
+    seed
+        Root seed of the run; image ``i`` draws from ``SeedSequence(seed, spawn_key=(i,
+        stage))``.
+    tile_px
+        Size (Y, X) of one image, pixels.
+    n_tiles
+        Number of images in a dataset (``subcell simulate --n``).
+    slab_nm
+        Sample thickness holding the scene when the microscope images one plane, nm.
+    background_photons
+        Range ``[lo, hi]`` of a uniform background in expected photons per pixel, drawn
+        uniformly per image and added to every channel of the clean image.
+    snr
+        Optional range ``[lo, hi]`` of the target signal-to-noise ratio; a target is drawn
+        uniformly per image and the photons of every dye are multiplied by one factor so
+        the image's SNR (all channels; :mod:`subcell.pipeline.photon_budget`) equals it.
+        ``null``: the phantom's photons are used as they are.
+    split
+        Fractions (train, val, test) of the dataset's images, assigned at random from the
+        seed.
+    step
+        Always ``phantom``: names the schema of the file.
+    phantom
+        The phantom, ``{plugin: NAME, key: value, ...}`` (``subcell plugins --kind
+        phantom``).
+    microscope, noise
+        The optics and the noise model, ``{plugin: NAME, key: value, ...}``.
+    """
+
+    step: Literal["phantom"] = "phantom"
+    seed: int = 0
+    tile_px: tuple[int, int] = attrs.field(default=(128, 128), validator=_positive)
+    n_tiles: int = attrs.field(default=1, validator=_positive)
+    slab_nm: float = attrs.field(default=1300.0, validator=_positive)
+    background_photons: tuple[float, float] = attrs.field(default=(0.0, 0.0), validator=_range())
+    snr: tuple[float, float] | None = attrs.field(default=None, validator=_range(positive=True))
+    split: tuple[float, float, float] = attrs.field(default=(0.6, 0.2, 0.2), validator=_split)
+    phantom: PhantomSpec
+    microscope: MicroscopeSpec
+    noise: NoiseSpec
+
+    @property
+    def n_frames(self) -> int:
+        """Always 1: a phantom image is one frame (dataset code treats both configs alike)."""
+        return 1
+
+    @property
+    def montage(self) -> bool:
+        """Always false: a phantom image is one tile."""
+        return False
+
+
 #: step name -> its config class; the ``step`` key of a config file selects one.
 STEP_SCHEMAS: dict[str, type] = {
     "simulate": SimulateConfig,
     "train": TrainConfig,
     "segment": SegmentConfig,
     "analyze": AnalyzeConfig,
+    "phantom": PhantomConfig,
 }

@@ -2,7 +2,9 @@
 
 A dataset image ``i`` is tile ``i`` of the run, or, with ``montage``, tiles ``4i, 4i + 1,
 4i + 2, 4i + 3`` placed top-left, top-right, bottom-left, bottom-right. Every tile keeps its
-own seed, so an image has the same bytes whatever else is simulated alongside it.
+own seed, so an image has the same bytes whatever else is simulated alongside it. A
+phantom run (:class:`~subcell.pipeline.schemas.PhantomConfig`) has one image per index and
+no montage (:mod:`subcell.pipeline.phantom`).
 
 Montage assembly: images, noise-free images and semantic masks are placed side by side
 (pixel ``(y, x)`` of tile ``j`` goes to ``(y + row_j × Y, x + col_j × X)``); in the instance
@@ -22,7 +24,8 @@ import numpy as np
 import zarr
 
 from subcell.core.errors import SubcellError
-from subcell.pipeline.schemas import SimulateConfig
+from subcell.pipeline.phantom import PhantomField, simulate_phantom
+from subcell.pipeline.schemas import PhantomConfig, SimulateConfig
 from subcell.pipeline.simulate import SimulatedField, simulate_field
 from subcell.registry import Registry
 
@@ -85,17 +88,17 @@ def tile_indices(config: SimulateConfig, image: int) -> list[int]:
 
 
 def dataset_image(
-    config: SimulateConfig,
+    config: SimulateConfig | PhantomConfig,
     image: int,
     registry: Registry | None = None,
     class_names: tuple[str, ...] | None = None,
 ) -> DatasetImage:
-    """Simulate dataset image ``image`` (one tile or a montage of four).
+    """Simulate dataset image ``image`` (one tile or a montage of four, or one phantom scene).
 
     Parameters
     ----------
     config
-        The run's config.
+        The run's config: a simulate or a phantom run.
     image
         Index of the dataset image.
     registry
@@ -109,6 +112,17 @@ def dataset_image(
     SubcellError
         If a tile has a class outside ``class_names``.
     """
+    if isinstance(config, PhantomConfig):
+        arrays = _phantom_arrays(simulate_phantom(config, image, registry))
+        names = tuple(class_names) if class_names is not None else arrays.class_names
+        unknown = [n for n in arrays.class_names if n not in names]
+        if unknown:
+            raise SubcellError(
+                f"image {image}: phantom {config.phantom.plugin!r} drew classes {unknown} that "
+                f"image 0 did not ({', '.join(names)}); a phantom must name every class in "
+                f"every scene (an empty mask is fine)"
+            )
+        return _reorder_classes((arrays, 0), names, image)[0]
     tiles = [_arrays(simulate_field(config, i, registry)) for i in tile_indices(config, image)]
     names = tuple(class_names) if class_names is not None else tiles[0][0].class_names
     indices = tile_indices(config, image)
@@ -140,6 +154,22 @@ def _arrays(sim: SimulatedField) -> tuple[DatasetImage, int]:
         channel_names=tuple(sim.image.channel_names),
         voxel_nm=sim.field.voxel_nm,
     ), n_instances
+
+
+def _phantom_arrays(sim: PhantomField) -> DatasetImage:
+    """One phantom image's arrays (a scene without instance ids has all zeros)."""
+    masks = sim.masks
+    instances = masks.instances if masks.instances is not None else np.zeros(sim.field.shape)
+    return DatasetImage(
+        images=np.asarray(sim.image.data, dtype=np.float32),
+        clean=np.asarray(sim.clean, dtype=np.float32),
+        masks=np.asarray(masks.semantic).astype(np.uint8, copy=False),
+        instances=np.asarray(instances).astype(np.uint32, copy=False),
+        tile_stats=np.array([sim.stats.as_tuple()], dtype=np.float64),
+        class_names=tuple(masks.class_names),
+        channel_names=tuple(sim.image.channel_names),
+        voxel_nm=sim.field.voxel_nm,
+    )
 
 
 def _reorder_classes(tile, names: tuple[str, ...], index: int) -> tuple[DatasetImage, int]:
@@ -197,7 +227,21 @@ def open_arrays(out: Path) -> dict[str, Any]:
 
 
 def write_image(arrays: dict[str, Any], index: int, image: DatasetImage) -> None:
-    """Write image ``index``'s chunks, then (last, once they are stored) its done flag."""
+    """Write image ``index``'s chunks, then (last, once they are stored) its done flag.
+
+    Raises
+    ------
+    SubcellError
+        If the image's arrays are not shaped like the dataset's (e.g. a phantom that drew
+        another number of dyes than for image 0).
+    """
+    for name in DATA_ARRAYS:
+        want, got = tuple(arrays[name].shape[1:]), getattr(image, name).shape
+        if got != want:
+            raise SubcellError(
+                f"image {index}: {name} has shape {got}, but the dataset's are {want} (as "
+                f"image 0's); every image of a run needs the same channels and grid"
+            )
     if _zarr_sync is None:  # pragma: no cover - older zarr layouts: one chunk at a time
         for name in DATA_ARRAYS:
             arrays[name][index] = getattr(image, name)

@@ -2,16 +2,20 @@
 
 Workers are spawned (never forked from a process that holds thread pools), get the config
 as plain data and structure it against their own registry, and write each image's chunks
-themselves: one process per chunk, so nothing is lost to concurrent writes.
+themselves: one process per chunk, so nothing is lost to concurrent writes. Plugins that
+the caller's registry got through ``build_registry(extra=...)`` (no entry point finds them)
+are sent along by reference and added to each worker's registry.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import os
+import pickle
 import sys
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -27,30 +31,36 @@ from rich.progress import (
 )
 from rich.text import Text
 
+from subcell.core.errors import PluginError
+from subcell.core.registration import Registration
 from subcell.core.structuring import structure, unstructure
-from subcell.pipeline.schemas import SimulateConfig
+from subcell.pipeline.schemas import PhantomConfig, SimulateConfig
 from subcell.pipeline.tiles import dataset_image, open_arrays, write_image
-from subcell.registry import get_registry
+from subcell.registry import Registry, get_registry
 
 __all__ = ["progress_bar", "run_in_pool", "single_threaded"]
 
 _THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+# Registration.package of plugins given to build_registry(extra=...).
+_EXTRA_PACKAGE = "(registered)"
 
 
 def run_in_pool(
-    config: SimulateConfig,
+    config: SimulateConfig | PhantomConfig,
     out: Path,
     indices: list[int],
     class_names: tuple[str, ...],
     workers: int,
     advance: Callable[[], None],
+    *,
+    registry: Registry | None = None,
 ) -> None:
     """Simulate and write dataset images ``indices`` with ``workers`` processes.
 
     Parameters
     ----------
     config
-        The run's config.
+        The run's config (simulate or phantom).
     out
         The dataset group, already laid out.
     indices
@@ -61,19 +71,38 @@ def run_in_pool(
         Processes.
     advance
         Called once per image written.
+    registry
+        The caller's registry: its plugins from ``build_registry(extra=...)`` are sent to
+        the workers (each worker builds the process-wide registry for the rest).
+
+    Raises
+    ------
+    PluginError
+        If such a plugin cannot be sent (its factory or config class is not a module-level
+        object), or a worker cannot import it.
     """
+    shipped = _extra_registrations(registry)
     context = multiprocessing.get_context("spawn")  # no fork of a process holding threads
     with _single_threaded_children():
         pool = ProcessPoolExecutor(
             min(workers, len(indices)),
             mp_context=context,
             initializer=_init_worker,
-            initargs=(unstructure(config), str(out), class_names),
+            initargs=(type(config), unstructure(config), str(out), class_names, shipped),
         )
         try:
             futures = [pool.submit(_worker_image, index) for index in indices]
             for future in as_completed(futures):
-                future.result()
+                try:
+                    future.result()
+                except BrokenProcessPool as exc:
+                    if not shipped:
+                        raise
+                    raise PluginError(
+                        f"a worker process failed to start; plugins registered in this "
+                        f"process ({_names(shipped)}) must be importable by module name in "
+                        f"worker processes, or use workers=1"
+                    ) from exc
                 advance()
         finally:
             # On an error or Ctrl-C: drop queued images; the running ones finish cleanly.
@@ -137,14 +166,44 @@ def _single_threaded_children() -> Iterator[None]:
                 os.environ[name] = value
 
 
+def _extra_registrations(registry: Registry | None) -> tuple[Registration, ...]:
+    """The registry's plugins that a worker's own registry would not find, checked to be
+    picklable (by reference: module-level classes and functions)."""
+    if registry is None:
+        return ()
+    extra = tuple(r for r in registry.all() if r.package == _EXTRA_PACKAGE)
+    try:
+        pickle.dumps(extra)
+    except Exception as exc:  # noqa: BLE001 - any pickling failure means the same to the user
+        raise PluginError(
+            f"plugins registered in this process ({_names(extra)}) cannot be sent to worker "
+            f"processes ({type(exc).__name__}: {exc}); define their factory and config "
+            f"class at module level, or use workers=1"
+        ) from exc
+    return extra
+
+
+def _names(registrations) -> str:
+    return ", ".join(f"{r.kind} {r.name!r}" for r in registrations)
+
+
 _WORKER: dict[str, Any] = {}
 
 
-def _init_worker(data: dict, out: str, class_names: tuple[str, ...]) -> None:
+def _init_worker(
+    schema: type,
+    data: dict,
+    out: str,
+    class_names: tuple[str, ...],
+    shipped: tuple[Registration, ...] = (),
+) -> None:
     registry = get_registry()  # imports the plugins and the libraries they load
+    for registration in shipped:
+        if registration.name not in registry.names(registration.kind):
+            registry.add(registration)
     _limit_threads()  # for this worker's life
     _WORKER.update(
-        config=structure(data, SimulateConfig, registry.config_class),
+        config=structure(data, schema, registry.config_class),
         registry=registry,
         arrays=open_arrays(Path(out)),
         class_names=class_names,

@@ -41,6 +41,9 @@ BUILTIN_PLUGINS: dict[str, str] = {
     "baselines": "subcell.plugins.baselines",
     "measurements": "subcell.plugins.measurements",
     "formats": "subcell.plugins.formats",
+    "cellcutter": "subcell.plugins.cellcutter",
+    "nile_red": "subcell.plugins.nile_red",
+    "run-steps": "subcell.pipeline.run.builtin_steps",
 }
 
 
