@@ -17,9 +17,16 @@ head
     ``"sigmoid"``: one output channel per class, each a probability of its own (multi-label);
     ``"softmax"``: channel 0 is background, channel ``k`` class ``k`` (one class per pixel).
 classes
-    Foreground class names, in the order of a simulated dataset's mask channels.
+    Foreground class names, in the order of the network's outputs: a simulated dataset's
+    mask channels, or the subset the training config selected (``classes``).
 channel_names, in_channels
-    Input channels the model expects.
+    Input channels the model expects: the image's channels (all of them, in order).
+input
+    Optional: what the network computes from those channels after normalisation,
+    ``{"transform": "channels" | "intensity_ratio" | "intensity", "channels": [indices],
+    "channel_names": [names], "ratio_eps": eps, "network_channels": [names]}``
+    (:mod:`subcell.core.network_input`); absent: all channels as they are. The network's
+    own input channel count is ``network.config.in_channels``.
 voxel_nm, pixel_nm
     The voxel size (z, y, x) the model was trained at, and its in-plane pixel size.
 normalization
@@ -41,6 +48,7 @@ from __future__ import annotations
 from typing import Any
 
 from subcell.core.errors import SubcellError
+from subcell.core.network_input import TRANSFORMS
 
 CARD_FORMAT = "subcell-model/1"
 HEADS = ("sigmoid", "softmax")
@@ -109,7 +117,31 @@ def check_card(card: Any, source: str) -> dict:
         raise ModelError(f"{source}: unknown normalization method {method!r}")
     if not card["classes"]:
         raise ModelError(f"{source}: model card lists no classes")
+    if "input" in card:
+        _check_input(card["input"], card["in_channels"], source)
     return card
+
+
+def _check_input(spec: Any, in_channels: int, source: str) -> None:
+    if not isinstance(spec, dict) or spec.get("transform", "channels") not in TRANSFORMS:
+        raise ModelError(
+            f"{source}: input must be {{'transform': one of {', '.join(TRANSFORMS)}, ...}}"
+        )
+    channels = spec.get("channels", list(range(in_channels)))
+    if (
+        not isinstance(channels, list)
+        or not channels
+        or any(isinstance(c, bool) or not isinstance(c, int) for c in channels)
+        or any(not 0 <= c < in_channels for c in channels)
+    ):
+        raise ModelError(
+            f"{source}: input channels must be indices of the {in_channels} input channel(s)"
+        )
+    if spec.get("transform") == "intensity_ratio" and len(channels) != 2:
+        raise ModelError(f"{source}: input transform 'intensity_ratio' takes 2 channels")
+    eps = spec.get("ratio_eps", 1.0)
+    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not eps > 0:
+        raise ModelError(f"{source}: input ratio_eps must be a positive number")
 
 
 def output_channels(head: str, n_classes: int) -> int:
@@ -127,6 +159,7 @@ def summary(card: dict) -> dict:
         "description": card.get("description", ""),
         "network": card["network"]["plugin"],
         "in_channels": card["in_channels"],
+        "input": (card.get("input") or {}).get("transform", "channels"),
         "spatial_dims": card["network"]["config"].get("spatial_dims"),
         "test_miou": test.get("miou"),
         "test_f1": test.get("f1"),

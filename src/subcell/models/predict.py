@@ -2,6 +2,12 @@
 
 These are the steps every segmentation path shares (an in-memory image here, blocks of a
 larger-than-memory volume in the chunked path), so both give the same answer.
+
+A model whose card has an ``input`` transform (e.g. Nile Red's intensity + ratio) takes the
+image's normalised channels and computes its network input from them inside
+:func:`predict_probabilities` (:func:`network_input`), so the in-memory and chunked paths,
+and training (which calls :func:`network_input` on its samples), all apply it alike. The
+transform is pointwise, so applying it to a whole image, a block or a window is the same.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import numpy as np
 
 from subcell.core.errors import VolumeError
 from subcell.core.metrics import class_index_map
+from subcell.core.network_input import DEFAULT_RATIO_EPS, transform_channels
 
 if TYPE_CHECKING:
     import torch
@@ -22,6 +29,7 @@ __all__ = [
     "activation",
     "class_index_map",
     "class_masks",
+    "network_input",
     "normalize",
     "predict_probabilities",
     "window_size",
@@ -64,6 +72,34 @@ def normalize(image: np.ndarray, normalization: dict) -> tuple[np.ndarray, bool]
     return out, flat
 
 
+def network_input(image: np.ndarray, spec: dict | None) -> np.ndarray:
+    """The network's input from a normalised image (C, ...) by a card's ``input`` transform.
+
+    Parameters
+    ----------
+    image
+        Normalised channels, first axis the channel (the model's ``in_channels``).
+    spec
+        The card's ``input``: ``{"transform": NAME, "channels": [indices],
+        "ratio_eps": eps}`` (:mod:`subcell.core.network_input`); None or absent keys: all
+        channels as they are.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 (C', ...), C' the network's input channels.
+    """
+    if not spec:
+        return np.asarray(image, dtype=np.float32)
+    channels = spec.get("channels")
+    return transform_channels(
+        image,
+        spec.get("transform", "channels"),
+        channels=None if channels is None else [int(c) for c in channels],
+        eps=float(spec.get("ratio_eps", DEFAULT_RATIO_EPS)),
+    )
+
+
 def activation(logits: torch.Tensor, head: str) -> torch.Tensor:
     """Per-class probabilities from logits (N, out, ...): (N, K, ...) foreground classes only."""
     import torch
@@ -95,8 +131,10 @@ def predict_probabilities(
     model
         A loaded model (:func:`subcell.models.load`).
     image
-        Normalised input, (C, Z, Y, X) float32 with ``C`` the model's input channels.
-        A 2D model segments each z plane; a 3D model the whole stack.
+        Normalised input, (C, Z, Y, X) float32 with ``C`` the model's input channels
+        (``in_channels``); the card's ``input`` transform is applied here
+        (:func:`network_input`). A 2D model segments each z plane; a 3D model the whole
+        stack.
     device
         Where to run; the network's own device if None.
     overlap
@@ -118,6 +156,7 @@ def predict_probabilities(
             f"model {card['name']!r} expects {card['in_channels']} channel(s) (C, Z, Y, X); "
             f"got an image of shape {image.shape}"
         )
+    image = network_input(image, card.get("input"))
     network = model.network
     run_device = torch.device(device) if device else next(network.parameters()).device
     divisor = int(card.get("input_multiple_px", 32))

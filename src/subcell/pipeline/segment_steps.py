@@ -14,6 +14,14 @@ When the size in use differs from the model card's ``pixel_nm`` by more than 2 %
 rescaled to the model's pixel size (linear interpolation, anti-aliased when shrinking),
 segmented, and the probabilities mapped back to the input grid before thresholding, so the
 mask always has the input's shape. 2D models rescale y and x; 3D models also z.
+
+Channels
+--------
+The image must have the model's ``in_channels`` (all the channels it was trained on, in
+order). A model with an ``input`` transform in its card (Nile Red: intensity and ratio from
+the yellow and red channels) computes its network input from the normalised channels inside
+:func:`~subcell.models.predict.predict_probabilities`, after any rescaling, exactly as
+training did.
 """
 
 from __future__ import annotations
@@ -90,8 +98,13 @@ def check_channels(card: dict, n_channels: int) -> None:
         if n_channels in (3, 4) and expected == 1
         else ""
     )
+    names = card.get("channel_names") or []
+    named = f" ({', '.join(map(str, names))})" if len(names) == expected and expected > 1 else ""
+    transform = (card.get("input") or {}).get("transform", "channels")
+    if transform != "channels" and not hint:
+        hint = f"; its network input is computed from them ({transform})"
     raise VolumeError(
-        f"model {card['name']!r} expects {expected} input channel(s); the image has "
+        f"model {card['name']!r} expects {expected} input channel(s){named}; the image has "
         f"{n_channels}{hint}"
     )
 

@@ -77,6 +77,55 @@ class AugmentConfig:
     noise_sd: float = attrs.field(default=0.02, converter=float, validator=_non_negative)
 
 
+def _distinct_names(instance, attribute, value):
+    names = [str(v) for v in value]
+    if any(not name for name in names) or len(set(names)) != len(names):
+        raise ValueError(f"'{attribute.name}' must be distinct, non-empty names, got {names}")
+
+
+def _str_tuple(value) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return (value,)
+    return tuple(str(v) for v in value)
+
+
+@attrs.frozen(kw_only=True)
+class InputConfig:
+    """What the network sees: a transform of some of the dataset's channels.
+
+    The image's channels are percentile-normalised one by one (``normalization_percentiles``)
+    and then transformed (:mod:`subcell.core.network_input`); the model card records the
+    transform and inference applies it the same way.
+
+    Attributes
+    ----------
+    transform
+        ``channels``: the selected channels as they are; ``intensity_ratio``: two channels
+        (denominator, numerator; Nile Red: yellow, red) give intensity (their mean) and the
+        safe ratio numerator / denominator; ``intensity``: their mean only (the ablation
+        without the ratio).
+    channels
+        Dataset channel names the transform takes, in order; empty: all of them.
+    ratio_eps
+        Regulariser of the safe ratio ``(max(b,0) + eps) / (max(a,0) + eps)``, as a fraction
+        of the normalised bright level (the ``high`` percentile maps to 1): finite where
+        the denominator is 0, and 1 (no spectral shift) where both channels are dark.
+    """
+
+    transform: Literal["channels", "intensity_ratio", "intensity"] = "channels"
+    channels: tuple[str, ...] = attrs.field(
+        default=(), converter=_str_tuple, validator=_distinct_names
+    )
+    ratio_eps: float = attrs.field(default=0.05, converter=float, validator=_positive)
+
+    def __attrs_post_init__(self):
+        if self.transform == "intensity_ratio" and self.channels and len(self.channels) != 2:
+            raise ValueError(
+                f"transform 'intensity_ratio' takes exactly 2 channels (denominator, "
+                f"numerator), got {list(self.channels)}"
+            )
+
+
 @attrs.frozen(kw_only=True)
 class TrainConfig:
     """Train a segmentation network on a simulated dataset.
@@ -92,6 +141,12 @@ class TrainConfig:
         channel counts are set from the data and ``head``.
     head
         ``sigmoid`` (one probability per class) or ``softmax`` (one class per pixel).
+    classes
+        The dataset classes this network learns, in this order (e.g. a group of the Nile
+        Red networks); empty: all. The model card lists only these.
+    input
+        Which channels the network sees and how they are transformed
+        (:class:`InputConfig`; default: all channels as they are).
     loss
         The loss (:class:`LossConfig`).
     augment
@@ -142,6 +197,10 @@ class TrainConfig:
     description: str = ""
     network: NetworkSpec
     head: Literal["sigmoid", "softmax"] = "sigmoid"
+    classes: tuple[str, ...] = attrs.field(
+        default=(), converter=_str_tuple, validator=_distinct_names
+    )
+    input: InputConfig = attrs.Factory(InputConfig)
     loss: LossConfig = attrs.Factory(LossConfig)
     augment: AugmentConfig = attrs.Factory(AugmentConfig)
     epochs: int = attrs.field(default=20, converter=int, validator=_positive)

@@ -16,8 +16,9 @@ from subcell.core.structuring import unstructure
 from subcell.models import CARD_FILE, read_card, save
 from subcell.pipeline.dataset import open_dataset
 from subcell.pipeline.training import checkpoint
-from subcell.pipeline.training.data import SampleSet, augmenter, batches
+from subcell.pipeline.training.data import SampleSet, augmenter, batches, training_view
 from subcell.pipeline.training.evaluation import calibrate_threshold, score_split
+from subcell.pipeline.train_schema import InputConfig
 from subcell.pipeline.training.setup import (
     build,
     choose_device,
@@ -93,7 +94,7 @@ def train(
     if epochs is not None:
         config = attrs.evolve(config, epochs=epochs)
     out = Path(out)
-    dataset = open_dataset(data)
+    dataset = training_view(open_dataset(data), config)
     torch_device = choose_device(device)
     net_config = network_config(config, dataset)
     plugin = config.network.plugin
@@ -235,7 +236,16 @@ def run_identity(config: TrainConfig, dataset, init_from: str | None) -> str:
     """
     provenance = dataset.attrs.get("provenance") or {}
     data = provenance.get("config_sha256") or str(Path(dataset.path).resolve())
-    return config_hash({"config": unstructure(config), "data": data, "init_from": init_from})
+    plain = unstructure(config)
+    # Options added later enter the identity only when set, so runs made before they
+    # existed keep their identity (and `make models` still recognises them as done).
+    for key, default in _LATER_DEFAULTS.items():
+        if plain.get(key) == default:
+            del plain[key]
+    return config_hash({"config": plain, "data": data, "init_from": init_from})
+
+
+_LATER_DEFAULTS = {"classes": [], "input": unstructure(InputConfig())}
 
 
 def _check_patch(config: TrainConfig, spatial_dims: int, multiple: int) -> None:

@@ -12,6 +12,7 @@ from subcell import __version__
 from subcell.core.errors import ConfigError, SubcellError
 from subcell.core.structuring import unstructure
 from subcell.models import CARD_FORMAT, load, output_channels
+from subcell.pipeline.training.data import TrainingData, input_spec
 
 if TYPE_CHECKING:
     import torch
@@ -45,14 +46,30 @@ def choose_device(device: str) -> torch.device:
 
 
 def network_config(config: TrainConfig, dataset: Dataset) -> Any:
-    """The network's config with channel counts from the data and the head."""
+    """The network's config with channel counts from the data and the head.
+
+    ``dataset`` is the training view (:func:`~subcell.pipeline.training.data.training_view`)
+    when the config selects classes or transforms the input: the network then has one
+    input channel per transformed channel and one output per selected class.
+    """
     fields = attrs.fields_dict(type(config.network.config))
     missing = [f for f in ("in_channels", "out_channels", "spatial_dims") if f not in fields]
     if missing:
         raise ConfigError(f"network {config.network.plugin!r} config lacks {', '.join(missing)}")
+    if isinstance(dataset, TrainingData):
+        in_channels = len(dataset.input["network_channels"])
+    elif config.classes or config.input != type(config.input)():
+        # Without the view the loop would train on every class and raw channel while the
+        # config says otherwise: refuse rather than train the wrong network.
+        raise ConfigError(
+            "classes/input need the training view of the dataset "
+            "(subcell.pipeline.training.data.training_view)"
+        )
+    else:
+        in_channels = int(dataset.images.shape[1])
     return attrs.evolve(
         config.network.config,
-        in_channels=int(dataset.images.shape[1]),
+        in_channels=in_channels,
         out_channels=output_channels(config.head, len(dataset.class_names)),
     )
 
@@ -173,7 +190,31 @@ def loss_function(config: TrainConfig, n_classes: int, device) -> torch.nn.Modul
             lambda_focal=config.loss.other_weight,
             **common,
         )
+    if sigmoid and n_classes > 1:
+        # MONAI's DiceCELoss takes a softmax cross-entropy over channels whenever there is
+        # more than one: wrong for independent (multi-label) sigmoid classes.
+        return _DiceBCELoss(weight, config.loss.dice_weight, config.loss.other_weight)
     return DiceCELoss(weight=weight, lambda_ce=config.loss.other_weight, **common)
+
+
+class _DiceBCELoss:
+    """Dice + binary cross-entropy per channel; ``weight`` weighs each class's positives."""
+
+    def __init__(self, weight, dice_weight: float, bce_weight: float) -> None:
+        from monai.losses import DiceLoss
+
+        self.dice = DiceLoss(sigmoid=True, batch=True, weight=weight)
+        self.pos_weight = weight
+        self.dice_weight, self.bce_weight = dice_weight, bce_weight
+
+    def __call__(self, logits, target):
+        from torch.nn.functional import binary_cross_entropy_with_logits
+
+        pos_weight = None
+        if self.pos_weight is not None:  # one weight per channel, broadcast over space
+            pos_weight = self.pos_weight.view(-1, *([1] * (logits.ndim - 2)))
+        bce = binary_cross_entropy_with_logits(logits, target, pos_weight=pos_weight)
+        return self.dice_weight * self.dice(logits, target) + self.bce_weight * bce
 
 
 def model_card(
@@ -187,6 +228,10 @@ def model_card(
     """The model card (see :mod:`subcell.models.card`) of a trained model."""
     voxel = [float(v) for v in dataset.voxel_nm]
     provenance = dataset.attrs.get("provenance") or {}
+    if isinstance(dataset, TrainingData):
+        spec, source_classes = dataset.input, dataset.source_class_names
+    else:
+        spec, source_classes = input_spec(config, dataset.channel_names), dataset.class_names
     return {
         "format": CARD_FORMAT,
         "name": config.name,
@@ -196,6 +241,7 @@ def model_card(
         "classes": list(dataset.class_names),
         "in_channels": int(dataset.images.shape[1]),
         "channel_names": list(dataset.channel_names),
+        "input": dict(spec),
         "voxel_nm": voxel,
         "pixel_nm": voxel[-1],
         "normalization": {
@@ -210,6 +256,7 @@ def model_card(
         "data": {
             "path": str(dataset.path),
             "n_images": len(dataset),
+            "class_names": list(source_classes),
             "split_sizes": {s: len(dataset.split(s)) for s in ("train", "val", "test")},
             "provenance": provenance,
         },
