@@ -27,6 +27,7 @@ _COMMAND_MODULES = (
     "analyze",
     "track",
     "run",
+    "cellcutter",
 )
 
 

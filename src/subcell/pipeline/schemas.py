@@ -166,6 +166,23 @@ class SegmentConfig:
 
 
 @attrs.frozen(kw_only=True)
+class CellCutterStepConfig:
+    """Single-cell segmentation without annotation (``subcell cellcutter``).
+
+    Attributes
+    ----------
+    step
+        Always ``cellcutter``.
+    method
+        ``{plugin: cellcutter, ...}`` (markers, foreground, network, loss) or
+        ``{plugin: marker_watershed, ...}``, the baseline on the same markers and mask.
+    """
+
+    step: Literal["cellcutter"] = "cellcutter"
+    method: SegmenterSpec
+
+
+@attrs.frozen(kw_only=True)
 class AnalyzeConfig:
     """Measure segmented objects with one or more analytics plugins.
 
@@ -252,5 +269,6 @@ STEP_SCHEMAS: dict[str, type] = {
     "train": TrainConfig,
     "segment": SegmentConfig,
     "analyze": AnalyzeConfig,
+    "cellcutter": CellCutterStepConfig,
     "phantom": PhantomConfig,
 }
