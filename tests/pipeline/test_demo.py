@@ -37,6 +37,43 @@ def test_demo_writes_masks_overlays_and_report(tmp_path, capsys):
     assert mask.shape[-2:] == (256, 256) and set(np.unique(mask)) <= {0, 1}
 
 
+def test_demo_is_a_pipeline_run_by_the_run_engine(tmp_path):
+    from subcell.pipeline.demo import run_demo
+    from subcell.pipeline.demo.run import demo_overrides
+    from subcell.pipeline.run import load_pipeline, make_plan, read_record
+
+    out = tmp_path / "demo"
+    summary = run_demo(out)
+    pipeline = load_pipeline(out / "demo.yaml")
+    kinds = {name: step.kind for name, step in pipeline.steps.items()}
+    assert kinds == {
+        "simulate": "simulate",
+        "model": "segment",
+        "otsu": "segment",
+        "score-model": "evaluate",
+        "score-otsu": "evaluate",
+        "measure": "analyze",
+        "report": "demo_report",
+    }
+    assert pipeline.out == out / "steps"
+    for name in kinds:
+        assert read_record(out / "steps" / name)["complete"], name
+    assert set(summary["timings_s"]) == set(kinds)
+    # The report's numbers are the evaluate steps' own.
+    metrics = json.loads((out / "steps" / "score-model" / "metrics.json").read_text())
+    assert summary["scores"]["mitochondria-epi"]["miou"] == metrics["miou"]
+    assert summary["scores"]["mitochondria-epi"]["ap50"] == metrics["instances"]["ap"]["0.50"]
+    # Run again: everything is reused; one changed parameter reruns what depends on it.
+    assert make_plan(pipeline).to_run == []
+    sets = demo_overrides(["microscope.na=1.2", "otsu.segmenter.smooth_sigma_px=1"], kinds)
+    assert sets == ["simulate.microscope.na=1.2", "otsu.segmenter.smooth_sigma_px=1"]
+    assert make_plan(load_pipeline(out / "demo.yaml", sets[1:])).to_run == [
+        "otsu",
+        "score-otsu",
+        "report",
+    ]
+
+
 def test_demo_model_beats_otsu_and_is_reproducible(tmp_path):
     from subcell.pipeline.demo import run_demo
 

@@ -14,7 +14,7 @@ EXAMPLES = sorted(PIPELINES.glob("*.yaml")) + sorted(PIPELINES.glob("tiny/*.yaml
 
 def test_the_seed_examples_and_their_tiny_variants_exist():
     names = {p.relative_to(PIPELINES).as_posix() for p in EXAMPLES}
-    for name in ("seed1-table1", "seed1-transfer", "seed1-morphology"):
+    for name in ("seed1-table1", "seed1-transfer", "seed1-morphology", "cellcutter", "nile-red"):
         assert {f"{name}.yaml", f"tiny/{name}.yaml"} <= names
 
 
@@ -47,6 +47,62 @@ def test_table1_pipeline_has_every_method_on_both_datasets(registry, tmp_path):
     assert tiny.steps["train-vesicles"].settings.config.network.config.channels == (8, 16)
     # The tiny variant keeps the full configs underneath: only the set keys differ.
     assert tiny.steps["sim-mito"].settings.config.snr == sim.snr
+
+
+def _kinds(pipeline) -> dict[str, int]:
+    kinds = [step.kind for step in pipeline.steps.values()]
+    return {k: kinds.count(k) for k in set(kinds)}
+
+
+def test_cellcutter_pipeline_runs_cellcutter_and_its_baseline_on_the_phantom(registry, tmp_path):
+    pipeline = load_pipeline(PIPELINES / "cellcutter.yaml", out=tmp_path, registry=registry)
+    assert _kinds(pipeline) == {"simulate": 1, "cellcutter": 2, "evaluate": 2, "report": 1}
+    sim = pipeline.steps["sim"].settings.config
+    assert sim.step == "phantom" and sim.phantom.plugin == "clumped_cells"
+    assert sim.n_tiles == 16 and sim.tile_px == (256, 256)  # configs/cellcutter/clumped-epi
+    cut, baseline = pipeline.steps["cellcutter"].settings, pipeline.steps["watershed"].settings
+    assert not cut.baseline and baseline.baseline
+    assert cut.config.method.config.network.epochs == 100  # configs/cellcutter/method.yaml
+    assert all(pipeline.steps[f"eval-{n}"].settings.instances for n in ("cellcutter", "watershed"))
+    assert set(pipeline.steps["report"].inputs["metrics"]) == {"cellcutter", "marker watershed"}
+    tiny = load_pipeline(PIPELINES / "tiny" / "cellcutter.yaml", out=tmp_path, registry=registry)
+    assert _kinds(tiny) == _kinds(pipeline)
+    assert tiny.steps["sim"].settings.config.tile_px == (128, 128)
+    assert tiny.steps["sim"].settings.config.n_tiles == 2
+    assert tiny.steps["cellcutter"].settings.config.method.config.network.epochs == 3
+
+
+NILE_RED_GROUPS = ("volume", "er", "pm", "golgi", "ld", "mito", "pero", "ee", "le", "lyso")
+
+
+def test_nile_red_pipeline_trains_scores_and_reports_every_group(registry, tmp_path):
+    pipeline = load_pipeline(PIPELINES / "nile-red.yaml", out=tmp_path, registry=registry)
+    groups = (*NILE_RED_GROUPS, "multilabel")
+    assert _kinds(pipeline) == {
+        "simulate": 1,
+        "train": len(groups),
+        "segment": len(groups),
+        "evaluate": len(groups),
+        "report": 1,
+    }
+    sim = pipeline.steps["sim"].settings.config
+    assert sim.phantom.plugin == "nile_red_cell" and sim.n_tiles == 200
+    for group in groups:
+        train = pipeline.steps[f"train-{group}"].settings.config
+        assert train.network.plugin == "attention_unet"
+        assert pipeline.steps[f"seg-{group}"].settings.split == "test"
+        # Each network is scored on the classes it learned (the multi-label one on all 15).
+        scored = pipeline.steps[f"eval-{group}"].settings.classes
+        assert scored == (() if group == "multilabel" else train.classes)
+    assert len(pipeline.steps["train-multilabel"].settings.config.classes) == 15
+    assert len(pipeline.steps["report"].inputs["metrics"]) == len(groups)
+    tiny = load_pipeline(PIPELINES / "tiny" / "nile-red.yaml", out=tmp_path, registry=registry)
+    assert _kinds(tiny) == _kinds(pipeline)
+    assert tiny.steps["sim"].settings.config.tile_px == (64, 64)
+    for group in groups:
+        train = tiny.steps[f"train-{group}"].settings.config
+        assert train.network.config.channels == (4, 8) and train.epochs == 1
+        assert train.classes == pipeline.steps[f"train-{group}"].settings.config.classes
 
 
 def _run(name, registry, tmp_path):
@@ -85,3 +141,38 @@ def test_tiny_morphology_compares_the_two_conditions(registry, tmp_path):
     assert all(c["n_images"] == 4 for c in comparison["conditions"].values())
     report = (tmp_path / "report" / "report.md").read_text()
     assert "| networked | 4 |" in report and "compare_fractions.png" in report
+
+
+@pytest.mark.slow
+def test_tiny_cellcutter_trains_on_each_image_and_scores_both_methods(registry, tmp_path):
+    import zarr
+
+    _run("cellcutter", registry, tmp_path)
+    cut = zarr.open_group(str(tmp_path / "cellcutter" / "prediction.zarr"), mode="r")
+    ws = zarr.open_group(str(tmp_path / "watershed" / "prediction.zarr"), mode="r")
+    assert cut.attrs["method"] == "cellcutter" and ws.attrs["method"] == "marker_watershed"
+    # Both start from the same markers; cellcutter trained (a loss per image), the baseline not.
+    assert cut.attrs["markers"] == ws.attrs["markers"] and min(cut.attrs["markers"]) > 0
+    assert all(isinstance(loss, float) for loss in cut.attrs["final_loss"])
+    assert cut["instances"].shape == ws["instances"].shape == (2, 1, 128, 128)
+    scores = json.loads((tmp_path / "report" / "scores.json").read_text())
+    assert set(scores) == {"cellcutter", "marker watershed"}
+    assert scores["marker watershed"]["ap50"] >= 0.35
+    assert all(0.0 <= v <= 1.0 for row in scores.values() for v in row.values())
+    report = (tmp_path / "report" / "report.md").read_text()
+    assert "| marker watershed | " in report and "AP@0.5" in report
+
+
+@pytest.mark.slow
+def test_tiny_nile_red_scores_each_group_on_its_own_compartments(registry, tmp_path):
+    _run("nile-red", registry, tmp_path)
+    volume = json.loads((tmp_path / "eval-volume" / "metrics.json").read_text())
+    assert volume["classes"] == ["nucleus", "cytosol", "ecs"]
+    assert set(volume["per_class"]) == {"background", "nucleus", "cytosol", "ecs"}
+    assert volume["n_images"] == 1  # the test split of three tiny cells
+    everything = json.loads((tmp_path / "eval-multilabel" / "metrics.json").read_text())
+    assert len(everything["per_class"]) == 16
+    scores = json.loads((tmp_path / "report" / "scores.json").read_text())
+    assert len(scores) == 11 and "LD-net" in scores and "all 15 (multi-label)" in scores
+    # Pixel accuracy counts the background too: defined for every network, even a tiny one.
+    assert all(0.0 <= row["pixel_accuracy"] <= 1.0 for row in scores.values())

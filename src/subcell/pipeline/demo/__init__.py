@@ -1,4 +1,4 @@
-"""The demo pipeline on embedded defaults: simulate, write, read, segment, measure, report."""
+"""The demo pipeline on embedded defaults (demo.yaml): simulate, segment, score, measure, report."""
 
 from subcell.pipeline.demo.run import run_demo
 

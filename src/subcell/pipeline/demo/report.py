@@ -5,24 +5,48 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def report_markdown(config, summary: dict, zarr_path: Path, methods: tuple[str, ...]) -> str:
-    """The Markdown report of one demo run."""
-    optics = config.microscope.config
+def _fmt(value) -> str:
+    return "—" if value is None else f"{value:.3f}"
+
+
+def report_markdown(
+    optics: dict,
+    summary: dict,
+    timings: dict[str, float],
+    zarr_path: Path,
+    methods: tuple[str, ...],
+) -> str:
+    """The Markdown report of one demo run.
+
+    Parameters
+    ----------
+    optics
+        The simulate config's ``microscope`` (``na``, ``emission_nm``, ``pixel_nm``).
+    summary
+        ``mitochondria_simulated``, ``objects_found`` and ``scores`` (method -> ``miou``,
+        ``f1``, ``iou_foreground``, ``pixel_accuracy``, ``ap50``, ``objects``).
+    timings
+        Seconds per pipeline step.
+    zarr_path
+        The OME-Zarr image written.
+    methods
+        The methods, the bundled model first.
+    """
     scores = summary["scores"]
     rows = "\n".join(
-        f"| {m} | {s['miou']:.3f} | {s['f1']:.3f} | {s['iou_foreground']:.3f} | "
-        f"{s['pixel_accuracy']:.3f} | {s['ap50']:.3f} | {s['objects']} |"
+        f"| {m} | {_fmt(s['miou'])} | {_fmt(s['f1'])} | {_fmt(s['iou_foreground'])} | "
+        f"{_fmt(s['pixel_accuracy'])} | {_fmt(s['ap50'])} | {s['objects']} |"
         for m, s in scores.items()
     )
-    timing = "\n".join(f"| {k} | {v:.2f} |" for k, v in summary["timings_s"].items())
+    timing = "\n".join(f"| {k} | {v:.2f} |" for k, v in timings.items())
     files = "\n".join(f"- `{m}-mask.tif`, `{m}-overlay.png`" for m in methods)
     return f"""# subcell demo
 
 A widefield image of {summary["mitochondria_simulated"]} mitochondria simulated from physics
-(membrane-labelled 3D tubes, Gibson–Lanni PSF at NA {optics.na}, {optics.emission_nm} nm
-emission, {optics.pixel_nm} nm pixels, sCMOS camera), written with its ground truth as
-OME-Zarr (`{zarr_path.name}`, provenance in its attributes), read back, then segmented with
-the bundled `{methods[0]}` model and with Otsu's method.
+(membrane-labelled 3D tubes, Gibson–Lanni PSF at NA {optics["na"]}, {optics["emission_nm"]} nm
+emission, {optics["pixel_nm"]} nm pixels, sCMOS camera), segmented with the bundled
+`{methods[0]}` model and with Otsu's method, and written with its ground truth as
+OME-Zarr (`{zarr_path.name}`, provenance in its attributes; read back and checked).
 
 ![image, ground truth and segmentations](overview.png)
 
@@ -49,9 +73,19 @@ Segment your own image the same way:
 subcell segment my-image.tif --model {methods[0]} --pixel-nm 42 --out mask.tif --overlay overlay.png
 ```
 
-## Time per stage (s)
+## How it ran
 
-| stage | seconds |
+`demo.yaml` is the pipeline `subcell run` ran: simulate, segment (twice), evaluate (twice),
+analyze, then this report, each step in its own folder under `steps/` with a record of its
+resolved config and of the hashes of what it was made from. From this folder:
+
+```bash
+subcell run demo.yaml --dry-run                          # every step up to date
+subcell run demo.yaml --set simulate.microscope.na=1.2   # what changes reruns
+subcell run --trace steps/model/prediction.zarr          # where a mask came from
+```
+
+| step | seconds |
 |---|---|
 {timing}
 

@@ -1,151 +1,101 @@
 """``subcell demo``: the main job end to end, on an image simulated from physics.
 
-Simulates a widefield image of mitochondria (with ground truth no annotator touched),
-writes it as OME-Zarr and reads it back, segments it with the bundled ``mitochondria-epi``
-model and with Otsu's method, writes each mask (TIFF) and overlay (PNG), scores both against
-the ground truth, measures every segmented mitochondrion and writes ``report.md``.
+The demo is a pipeline (``demo.yaml``, package data next to this module) run by the same
+engine as ``subcell run``: simulate a widefield image of mitochondria (with ground truth
+no annotator touched), segment it with the bundled ``mitochondria-epi`` model and with
+Otsu's method, score both, measure the model's mitochondria, and write the report
+(:mod:`.steps`: masks, overlays, OME-Zarr, figure, ``report.md``). :func:`run_demo` copies
+the pipeline files into the output folder, runs them there (step folders under
+``steps/``) and puts the report's files at the top of the folder.
 """
 
 from __future__ import annotations
 
-import time
+import json
+import shutil
 from importlib import resources
 from pathlib import Path
 
-import numpy as np
 from rich.console import Console
 
-from subcell.core.errors import SubcellError
-from subcell.core.metrics import (
-    class_index_map,
-    confusion_matrix,
-    instance_scores,
-    semantic_scores,
-)
-from subcell.core.model import Masks, Volume
-from subcell.core.omezarr import read_labels
-from subcell.core.structuring import to_yaml
-from subcell.pipeline.config import load_config
-from subcell.pipeline.demo.figure import overview_png
-from subcell.pipeline.demo.report import report_markdown
-from subcell.pipeline.segment import run_segment
-from subcell.pipeline.segment_io import overlay_png, write_segmentation
-from subcell.pipeline.simulate import simulation_provenance
-from subcell.pipeline.tiles import dataset_image
-from subcell.pipeline.volumes import read_volume, write_volume
 from subcell.registry import get_registry
+
+__all__ = ["METHODS", "PIPELINE_FILES", "demo_overrides", "run_demo"]
 
 #: The methods the demo compares: the bundled model first, then the classical baseline.
 METHODS = ("mitochondria-epi", "otsu")
+#: The pipeline and the configs it names, copied into the output folder.
+PIPELINE_FILES = ("demo.yaml", "mito-epi.yaml", "segment-otsu.yaml")
+_REPORT_STEP = "report"
 
 
-def _packaged(name: str) -> Path:
-    with resources.as_file(resources.files("subcell.pipeline.demo") / name) as path:
-        return Path(path)
+def demo_overrides(overrides, steps) -> list[str]:
+    """``--set`` of the demo as pipeline overrides: ``STEP.KEY=VALUE`` stays, any other
+    ``KEY=VALUE`` is a key of the simulate config (``microscope.na=1.2``)."""
+    routed = []
+    for text in overrides:
+        head = text.split("=", 1)[0].split(".", 1)[0]
+        routed.append(text if head in steps else f"simulate.{text}")
+    return routed
 
 
 def run_demo(out: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> dict:
-    """Run the demo into folder ``out``; returns the figures written to the report.
+    """Run the demo pipeline into folder ``out``; returns its numbers.
 
     Parameters
     ----------
     out
-        Output folder (created; files in it are replaced).
+        Output folder (created): the pipeline files, ``steps/`` and the report's files.
+        Run again, it reuses every step whose config and inputs are unchanged.
     overrides
-        ``--set`` overrides for the simulate config, e.g. ``["microscope.na=1.2"]``.
+        ``--set`` overrides: ``KEY=VALUE`` of the simulate config (``microscope.na=1.2``)
+        or ``STEP.KEY=VALUE`` of a pipeline step.
+
+    Returns
+    -------
+    dict
+        ``mitochondria_simulated``, ``objects_found``, ``scores`` (method -> ``miou``,
+        ``f1``, ``iou_foreground``, ``pixel_accuracy``, ``ap50``, ``objects``) and
+        ``timings_s`` (step -> seconds of its last run).
     """
+    from subcell.pipeline.run import load_pipeline, read_record, run_pipeline
+    from subcell.pipeline.run.spec import load_spec
+
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    for name in PIPELINE_FILES:
+        with resources.as_file(resources.files("subcell.pipeline.demo") / name) as source:
+            shutil.copyfile(source, out / name)
     console = Console(stderr=True, log_path=False)
     registry = get_registry()
-    timings: dict[str, float] = {}
-
-    def timed(name: str, call):
-        console.log(f"[bold]{name}[/bold]")
-        start = time.perf_counter()
-        result = call()
-        timings[name] = time.perf_counter() - start
-        return result
-
-    sim_config = load_config(_packaged("mito-epi.yaml"), overrides, registry=registry)
-    (out / "simulate.yaml").write_text(to_yaml(sim_config.config))
-    simulated = timed("simulate", lambda: dataset_image(sim_config.config, 0, registry))
-    image = Volume(simulated.images, simulated.voxel_nm, channel_names=simulated.channel_names)
-    truth = Masks(simulated.masks, simulated.class_names, simulated.voxel_nm, simulated.instances)
-    zarr_path = timed(
-        "write and read back OME-Zarr",
-        lambda: _round_trip(image, truth, out, sim_config.config, registry),
-    )
-    results = {}
-    for method in METHODS:
-        results[method] = timed(
-            f"segment ({method})", lambda m=method: _segment(image, truth, m, out, registry)
-        )
-    model_masks = results[METHODS[0]]["masks"]
-    table = timed(
-        "measure",
-        lambda: registry.create("analytics", "region_props").measure(model_masks, image),
-    )
-    table.to_csv(out / "objects.csv")
-    pixels = np.asarray(image.data)[0, 0]
-    overview_png(
-        pixels,
-        truth.semantic[0, 0],
-        [results[m]["masks"].semantic[0, 0] for m in METHODS],
-        out / "overview.png",
-    )
-    summary = {
-        "mitochondria_simulated": int(len(np.unique(simulated.instances)) - 1),
-        "objects_found": len(table),
-        "scores": {m: results[m]["scores"] for m in METHODS},
-        "timings_s": timings,
+    sets = demo_overrides(overrides, load_spec(out / "demo.yaml").steps)
+    pipeline = load_pipeline(out / "demo.yaml", sets, registry=registry)
+    run_pipeline(pipeline, console=console, registry=registry)
+    _publish(pipeline.folder(_REPORT_STEP), out)
+    summary = json.loads((out / "summary.json").read_text())
+    summary["timings_s"] = {
+        name: float((read_record(pipeline.folder(name)) or {}).get("seconds") or 0.0)
+        for name in pipeline.steps
     }
-    (out / "report.md").write_text(report_markdown(sim_config.config, summary, zarr_path, METHODS))
-    best = summary["scores"][METHODS[0]]
+    best, other = (summary["scores"][m] for m in METHODS)
     console.log(
         f"{METHODS[0]}: mIoU {best['miou']:.3f}, F1 {best['f1']:.3f}; "
-        f"otsu: mIoU {summary['scores']['otsu']['miou']:.3f}; report: {out / 'report.md'}"
+        f"{METHODS[1]}: mIoU {other['miou']:.3f}; report: {out / 'report.md'}"
     )
     return summary
 
 
-def _round_trip(image: Volume, truth: Masks, out: Path, config, registry) -> Path:
-    provenance = simulation_provenance(config, registry)
-    path = write_volume(
-        image,
-        out / "mito.ome.zarr",
-        masks=truth,
-        attrs={"provenance": provenance},
-        registry=registry,
-    )
-    back = read_volume(path, registry=registry)
-    labels = read_labels(path)
-    if (
-        not np.array_equal(np.asarray(back.data), np.asarray(image.data))
-        or labels is None
-        or not np.array_equal(labels.semantic, truth.semantic)
-    ):
-        raise SubcellError(f"{path}: OME-Zarr round trip changed the data")
-    return path
+def _publish(folder: Path, out: Path) -> None:
+    """Copy the report step's files (not its record) to the top of ``out``."""
+    from subcell.pipeline.run import RECORD_FILE
 
-
-def _segment(image: Volume, truth: Masks, method: str, out: Path, registry) -> dict:
-    result = run_segment(image, method, instances=True, registry=registry)
-    masks = result.masks
-    write_segmentation(masks, out / f"{method}-mask.tif", attrs={"method": method})
-    predicted = class_index_map(masks.semantic)
-    overlay_png(np.asarray(image.data)[0, 0], predicted[0], out / f"{method}-overlay.png")
-    confusion = confusion_matrix(class_index_map(truth.semantic), predicted, 2)
-    scores = semantic_scores(confusion, ["background", *truth.class_names])
-    objects = instance_scores(truth.instances, masks.instances)
-    return {
-        "masks": masks,
-        "scores": {
-            "miou": scores["miou"],
-            "f1": scores["f1"],
-            "iou_foreground": scores["iou"][truth.class_names[0]],
-            "pixel_accuracy": scores["pixel_accuracy"],
-            "ap50": objects["ap"]["0.50"],
-            "objects": objects["n_predicted"],
-        },
-    }
+    for path in sorted(folder.iterdir()):
+        if path.name == RECORD_FILE:
+            continue
+        target = out / path.name
+        if target.is_dir():
+            shutil.rmtree(target)
+        if path.is_dir():
+            shutil.copytree(path, target)
+        else:
+            shutil.copyfile(path, target)

@@ -108,8 +108,9 @@ def resolve_step(entry: StepEntry, registry: Registry) -> ResolvedStep:
     registration = registry.get("step", entry.kind)
     cls = registration.config_cls
     fields = attrs.fields_dict(cls)
-    command_cls = _command_class(cls)
-    routed = _route(entry, fields, command_cls)
+    command_classes = _command_classes(cls)
+    command_cls = command_classes[0] if command_classes else None
+    routed = _route(entry, fields, command_classes)
     data, origins = routed["settings"], {}
     if command_cls is None:  # config: holds the settings; the entry's keys go on top
         base, origins, _ = _config_data(entry, [])
@@ -118,10 +119,10 @@ def resolve_step(entry: StepEntry, registry: Registry) -> ResolvedStep:
     data = _apply(data, routed["overrides"], origins, where)
     settings = _structure(data, cls, registry, origins, _INLINE, where)
     if command_cls is not None:
-        command = _load_command_config(entry, command_cls, routed["config"], registry)
+        command = _load_command_config(entry, command_classes, routed["config"], registry)
         settings = attrs.evolve(settings, config=command)
     step = _create(registration, settings, where)
-    config_keys = sorted(attrs.fields_dict(command_cls)) if command_cls is not None else []
+    config_keys = sorted({k for c in command_classes for k in attrs.fields_dict(c)})
     inputs = _inputs(entry, step, routed["inputs"], fields, config_keys)
     plain = unstructure(settings)
     options = {k: plain.pop(k) for k, f in fields.items() if f.metadata.get("hash") is False}
@@ -143,26 +144,26 @@ def resolve_step(entry: StepEntry, registry: Registry) -> ResolvedStep:
     )
 
 
-def _command_class(cls: type) -> type | None:
-    """The attrs class of a ``config`` field (``X | None`` unwrapped), else None."""
+def _command_classes(cls: type) -> tuple[type, ...]:
+    """The attrs classes a ``config`` field may hold (``A | B | None``: A and B), else ()."""
     if "config" not in attrs.fields_dict(cls):
-        return None
+        return ()
     try:
         hint = typing.get_type_hints(cls).get("config")
     except Exception:  # noqa: BLE001 - unresolvable annotations: no command config
         hint = attrs.fields_dict(cls)["config"].type
     union = typing.get_origin(hint) in (typing.Union, types.UnionType)
     options = typing.get_args(hint) if union else (hint,)
-    found = [t for t in options if isinstance(t, type) and attrs.has(t)]
-    return found[0] if found else None
+    return tuple(t for t in options if isinstance(t, type) and attrs.has(t))
 
 
-def _route(entry: StepEntry, fields: dict, command_cls: type | None) -> dict:
+def _route(entry: StepEntry, fields: dict, command_classes: tuple[type, ...]) -> dict:
     """Split the entry's keys and overrides: ``settings`` (the entry's keys that are
     settings), ``overrides`` (of settings), ``config`` (overrides of the command config)
     and ``inputs`` (name -> (value, folder a relative path starts from))."""
+    command_cls = command_classes[0] if command_classes else None
     settings_names = {n for n in fields if not (command_cls is not None and n == "config")}
-    command_names = set(attrs.fields_dict(command_cls)) if command_cls is not None else set()
+    command_names = {k for c in command_classes for k in attrs.fields_dict(c)}
     routed: dict = {"settings": {}, "overrides": [], "config": [], "inputs": {}}
     for key, value in entry.fields.items():
         if key in settings_names:
@@ -227,18 +228,25 @@ def _config_data(entry: StepEntry, overrides: list[tuple[str, str]]) -> tuple[di
     return _apply(data, overrides, origins, where), origins, source
 
 
-def _load_command_config(entry: StepEntry, cls: type, overrides: list[str], registry) -> Any:
-    """Load ``config:`` into a command's config class, as :func:`load_config` does."""
+def _load_command_config(
+    entry: StepEntry, classes: tuple[type, ...], overrides: list[str], registry
+) -> Any:
+    """Load ``config:`` into a command's config class, as :func:`load_config` does; where
+    the step takes several (``simulate``: a simulate or a phantom config), the file's
+    ``step:`` key picks one (default: the first)."""
     data, origins, source = _config_data(entry, overrides)
-    schema = {c: name for name, c in STEP_SCHEMAS.items()}.get(cls)
-    if schema is not None:
-        named = data.get("step", schema)
-        if named != schema:
+    schemas = {c: name for name, c in STEP_SCHEMAS.items()}
+    known = [schemas[c] for c in classes if c in schemas]
+    cls = classes[0]
+    if known:
+        named = data.get("step", known[0])
+        if named not in known:
+            taken = " or ".join(f"a {k} config (step: {k})" for k in known)
             raise ConfigError(
-                f"{entry.where}: config: a {named} config; step {entry.kind} takes a "
-                f"{schema} config (step: {schema})"
+                f"{entry.where}: config: a {named} config; step {entry.kind} takes {taken}"
             )
-        data = deep_merge(step_defaults(schema), {**data, "step": schema})
+        cls = next(c for c in classes if schemas.get(c) == named)
+        data = deep_merge(step_defaults(named), {**data, "step": named})
     return _structure(data, cls, registry, origins, source, f"{entry.where}.config")
 
 

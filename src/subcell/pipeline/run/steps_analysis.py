@@ -61,9 +61,11 @@ class AnalyzeStepConfig:
 
 
 class AnalyzeStep:
-    """Writes ``analysis/`` (one image) or ``analysis/<image>/`` (several)."""
+    """Writes ``analysis/`` (one image) or ``analysis/<image>/`` (several). ``image`` (the
+    intensity image of one label file, or the dataset a prediction group was segmented
+    from) adds the intensity columns."""
 
-    inputs = {"labels": "required"}
+    inputs = {"labels": "required", "image": "optional"}
     outputs = ("analysis",)
 
     def __init__(self, config: AnalyzeStepConfig) -> None:
@@ -89,11 +91,14 @@ class AnalyzeStep:
 
         registry = context.registry()
         labels, folder = Path(inputs["labels"]), out / "analysis"
+        image = inputs.get("image")
         if _label_group(labels) is not None:
-            self._group(labels, folder, registry)
+            self._group(labels, folder, registry, image)
             return {"analysis": folder}
         plugin, overrides = self._plugin()
         files = image_files(labels, registry) if labels.is_dir() else [labels]
+        if image is not None and labels.is_dir():
+            raise ConfigError("image: give it with one label file or a prediction group")
         for file in files:
             analyze_file(
                 file,
@@ -103,13 +108,14 @@ class AnalyzeStep:
                 z_nm=self.config.z_nm or None,
                 condition=self.config.condition or None,
                 binary=self.config.binary,
+                image=image,
                 overrides=overrides,
                 plots=self.config.plots,
                 registry=registry,
             )
         return {"analysis": folder}
 
-    def _group(self, path: Path, folder: Path, registry) -> None:
+    def _group(self, path: Path, folder: Path, registry, image: Path | None) -> None:
         """Every image of a prediction group or dataset, into ``folder/<index>``."""
         from subcell.pipeline.analyze import analyze_labels
         from subcell.pipeline.analyze_io import resolve_voxel, write_analysis
@@ -131,6 +137,7 @@ class AnalyzeStep:
             indices = attributes.get("images", indices)  # the dataset images segmented
         names = [str(i) for i in indices]
         width = len(str(max(int(n) for n in names)))
+        intensity = _intensity_source(image, masks.shape[-3:])
         for row, name in enumerate(names):
             if instances is not None:
                 labels = np.asarray(instances[row])
@@ -141,11 +148,34 @@ class AnalyzeStep:
                 voxel,
                 plugin,
                 overrides=overrides,
+                image=None if intensity is None else intensity(int(name)),
                 condition=self.config.condition or None,
                 inputs={"labels": f"{path.resolve()}[{row}]"},
                 registry=registry,
             )
             write_analysis(analysis, folder / name.zfill(width), plots=self.config.plots)
+
+
+def _intensity_source(path: Path | None, shape):
+    """``image(index)``: a dataset's image as a Volume, for a prediction group's rows."""
+    if path is None:
+        return None
+    from subcell.core.model import Volume
+    from subcell.pipeline.dataset import open_dataset
+    from subcell.pipeline.run.steps_segment import is_dataset
+
+    path = Path(path)
+    if not is_dataset(path):
+        raise ConfigError(f"image: {path}: with a prediction group, give the dataset it segmented")
+    data = open_dataset(path)
+    if tuple(data.images.shape[-3:]) != tuple(shape):
+        raise VolumeError(
+            f"{path}: images are {tuple(data.images.shape[-3:])} (Z, Y, X), the labels "
+            f"{tuple(shape)}"
+        )
+    return lambda index: Volume(
+        np.asarray(data.images[index]), data.voxel_nm, channel_names=data.channel_names
+    )
 
 
 def _label_group(path: Path):

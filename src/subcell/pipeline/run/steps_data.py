@@ -7,7 +7,7 @@ from pathlib import Path
 import attrs
 
 from subcell.pipeline.run import context
-from subcell.pipeline.schemas import SimulateConfig
+from subcell.pipeline.schemas import PhantomConfig, SimulateConfig
 from subcell.pipeline.train_schema import TrainConfig
 
 __all__ = ["SimulateStep", "SimulateStepConfig", "TrainStep", "TrainStepConfig"]
@@ -23,12 +23,13 @@ class SimulateStepConfig:
     ----------
     config
         The simulate config: the step's ``config:``, a file ``subcell simulate`` takes (or
-        the same inline); ``set: {n_tiles: 40}`` sets the number of images.
+        the same inline): a ``step: simulate`` config, or a ``step: phantom`` config (whole
+        scenes drawn by a phantom plugin); ``set: {n_tiles: 40}`` sets the number of images.
     workers
         Processes simulating images in parallel; the data do not depend on it.
     """
 
-    config: SimulateConfig | None = None
+    config: SimulateConfig | PhantomConfig | None = None
     workers: int = attrs.field(
         default=1, converter=int, validator=attrs.validators.ge(1), metadata=_UNHASHED
     )

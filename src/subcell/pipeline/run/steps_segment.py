@@ -1,4 +1,4 @@
-"""Pipeline steps ``segment`` and ``evaluate``.
+"""Pipeline step ``segment`` (``evaluate`` is in :mod:`.steps_evaluate`).
 
 ``segment`` takes a simulated dataset (one split or all of it), a folder of images or one
 image. A dataset becomes a prediction group ``prediction.zarr`` (``mask`` (N, [T,] K, Z, Y,
@@ -19,13 +19,12 @@ from subcell.pipeline.run import context
 from subcell.pipeline.schemas import SegmentConfig
 
 __all__ = [
-    "EvaluateStep",
-    "EvaluateStepConfig",
     "SegmentStep",
     "SegmentStepConfig",
     "file_stem",
     "image_files",
     "is_dataset",
+    "prediction_group",
 ]
 
 Split = Literal["all", "train", "val", "test"]
@@ -163,27 +162,67 @@ class SegmentStep:
                     registry=registry,
                 ).masks
                 if group is None:
-                    group = _prediction_group(out, len(chosen), lead, masks, path, chosen, self)
+                    group = prediction_group(
+                        out,
+                        (len(chosen), *lead),
+                        masks,
+                        source=path,
+                        split=split,
+                        images=chosen,
+                        instances=self.config.instances,
+                    )
                 group["mask"][(row, *frame)] = masks.semantic
                 if self.config.instances:
                     group["instances"][(row, *frame)] = masks.instances
         return out
 
 
-def _prediction_group(out: Path, n: int, lead: tuple, masks, source: Path, chosen, step):
-    """Create ``prediction.zarr`` laid out like a dataset's masks (one chunk per item)."""
+def prediction_group(
+    out: Path,
+    lead: tuple[int, ...],
+    masks,
+    *,
+    source: Path,
+    split: str,
+    images,
+    instances: bool,
+    attributes: dict | None = None,
+):
+    """Create ``prediction.zarr`` laid out like a dataset's masks (one chunk per item).
+
+    Parameters
+    ----------
+    out
+        The group's path.
+    lead
+        (N,) or (N, T): images (and frames) it holds.
+    masks
+        The first item's :class:`~subcell.core.model.Masks`: class names, voxel size and
+        the (K, Z, Y, X) shape of every item.
+    source, split, images
+        The dataset, the split and the dataset indices of the N images (attributes).
+    instances
+        Also create the ``instances`` array (N, [T,] Z, Y, X) uint32.
+    attributes
+        More attributes of the group.
+
+    Returns
+    -------
+    zarr.Group
+        With ``mask`` (N, [T,] K, Z, Y, X) uint8 and, with ``instances``, ``instances``.
+    """
     import zarr
 
     group = zarr.open_group(str(out), mode="w")
     spatial = tuple(masks.semantic.shape[1:])
     k = masks.semantic.shape[0]
-    ones = (1,) * len(lead)
+    ones = (1,) * (len(lead) - 1)
     group.create_array(
-        "mask", shape=(n, *lead, k, *spatial), chunks=(1, *ones, k, *spatial), dtype="uint8"
+        "mask", shape=(*lead, k, *spatial), chunks=(1, *ones, k, *spatial), dtype="uint8"
     )
-    if step.config.instances:
+    if instances:
         group.create_array(
-            "instances", shape=(n, *lead, *spatial), chunks=(1, *ones, *spatial), dtype="uint32"
+            "instances", shape=(*lead, *spatial), chunks=(1, *ones, *spatial), dtype="uint32"
         )
     group.attrs.update(
         {
@@ -191,8 +230,9 @@ def _prediction_group(out: Path, n: int, lead: tuple, masks, source: Path, chose
             "class_names": list(masks.class_names),
             "voxel_nm": list(masks.voxel_nm),
             "source": str(source),
-            "split": step.config.split,
-            "images": [int(i) for i in chosen],
+            "split": split,
+            "images": [int(i) for i in images],
+            **(attributes or {}),
         }
     )
     return group
@@ -235,43 +275,3 @@ def image_files(folder: Path, registry) -> list[Path]:
     if not found:
         raise VolumeError(f"{folder}: no image that a reader recognises")
     return found
-
-
-@attrs.frozen(kw_only=True)
-class EvaluateStepConfig:
-    """The ``evaluate`` step: scores of a segmentation against ground truth
-    (``subcell evaluate``).
-
-    Attributes
-    ----------
-    split
-        Score only this split of a dataset (``all``: everything).
-    instances
-        Read single-channel integer images as instance labels (AP, PQ).
-    """
-
-    split: Split = "all"
-    instances: bool = False
-
-
-class EvaluateStep:
-    """Writes ``metrics.json``: IoU, F1, precision, recall, Manders' overlap, and AP and PQ
-    where both sides carry instance labels."""
-
-    inputs = {"prediction": "required", "truth": "required"}
-    outputs = ("metrics",)
-
-    def __init__(self, config: EvaluateStepConfig) -> None:
-        self.config = config
-
-    def run(self, inputs: dict, out: Path) -> dict[str, Path]:
-        from subcell.pipeline.evaluate import evaluate, write_metrics
-
-        metrics = evaluate(
-            inputs["prediction"],
-            inputs["truth"],
-            split=None if self.config.split == "all" else self.config.split,
-            instances=self.config.instances,
-            registry=context.registry(),
-        )
-        return {"metrics": write_metrics(metrics, out / "metrics.json")}
