@@ -16,6 +16,7 @@ from subcell.core.errors import ConfigError, VolumeError
 from subcell.core.metrics import instance_scores
 from subcell.core.model import Volume
 from subcell.pipeline.cellcutter import load_model, run_cellcutter
+from subcell.plugins.cellcutter.markers import pair_markers
 from subcell.registry import get_registry
 
 VOXEL = (1000.0, 500.0, 500.0)
@@ -149,3 +150,15 @@ def test_command_writes_labels_and_refuses_what_it_cannot_do(cells, tmp_path, ca
         ["cellcutter", *args, "--out", str(tmp_path / "z.tif"), "--set", "method.lambda=1"]
     )
     assert status == 2 and "lambda" in capsys.readouterr().err
+
+
+def test_synthetic_nuclei_give_markers_from_a_segmentation_of_the_cell_channels(cells):
+    """Any segmentation method stands in for the synthetic-nucleus model: here Otsu on an
+    image whose only whole-cell channel shows the nuclei, so the markers must be the
+    centres of the true nuclei."""
+    _, _, nucleus, centres = cells
+    result = run_cellcutter(
+        _volume(nucleus), synthetic_nuclei="otsu", method_config=_method("marker_watershed")
+    )
+    pairing = pair_markers(result.markers, centres, max_distance_px=3.0)
+    assert pairing.false_negative_rate == 0 and pairing.false_positive_rate == 0
