@@ -93,3 +93,10 @@ def range_field(default: tuple, *, integer: bool = False, positive: bool = False
         converter=to_ints if integer else to_floats,
         validator=value_range(positive=positive),
     )
+
+
+def percentile_pair(instance, attribute, value) -> None:
+    """Validator of ``(low, high)`` percentiles: ``0 <= low < high <= 100``."""
+    low, high = value
+    if not 0 <= low < high <= 100:
+        raise ValueError(f"'{attribute.name}' must be 0 <= low < high <= 100, got {list(value)}")

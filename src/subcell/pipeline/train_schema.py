@@ -7,7 +7,7 @@ from typing import Literal
 import attrs
 
 from subcell.core.structuring import spec_type
-from subcell.core.validators import fraction
+from subcell.core.validators import fraction, percentile_pair
 
 NetworkSpec = spec_type("network")
 
@@ -23,12 +23,6 @@ def _positive_ints(instance, attribute, value):
 def _optional_positive_ints(instance, attribute, value):
     if value:
         _positive_ints(instance, attribute, value)
-
-
-def _percentiles(instance, attribute, value):
-    low, high = value
-    if not 0 <= low < high <= 100:
-        raise ValueError(f"'{attribute.name}' must be 0 <= low < high <= 100, got {list(value)}")
 
 
 @attrs.frozen(kw_only=True)
@@ -216,7 +210,7 @@ class TrainConfig:
     early_stopping_patience: int = attrs.field(default=8, converter=int, validator=_non_negative)
     freeze_encoder: bool = False
     normalization_percentiles: tuple[float, float] = attrs.field(
-        default=(1.0, 99.8), validator=_percentiles
+        default=(1.0, 99.8), validator=percentile_pair
     )
     threshold: float = attrs.field(default=0.5, converter=float, validator=fraction)
     calibrate_threshold: bool = True

@@ -22,6 +22,7 @@ import torch
 
 from subcell.core.errors import VolumeError
 from subcell.core.model import Masks, Volume
+from subcell.core.validators import percentile_pair
 from subcell.plugins.cellcutter.foreground import foreground_mask
 from subcell.plugins.cellcutter.integrate import integrate_patches
 from subcell.plugins.cellcutter.markers import (
@@ -52,12 +53,6 @@ def _range(instance, attribute, value):
     lo, hi = value
     if not 0 < lo <= hi:
         raise ValueError(f"'{attribute.name}' must be 0 < lo <= hi, got {list(value)}")
-
-
-def _percentiles(instance, attribute, value):
-    lo, hi = value
-    if not 0 <= lo < hi <= 100:
-        raise ValueError(f"'{attribute.name}' must be 0 <= lo < hi <= 100, got {list(value)}")
 
 
 @attrs.frozen(kw_only=True)
@@ -104,7 +99,7 @@ class ForegroundConfig:
         default=0.5, converter=float, validator=[attrs.validators.gt(0), attrs.validators.lt(1)]
     )
     kappa: float = attrs.field(default=1.0, converter=float, validator=attrs.validators.ge(0))
-    percentiles: tuple[float, float] = attrs.field(default=(1.0, 50.0), validator=_percentiles)
+    percentiles: tuple[float, float] = attrs.field(default=(1.0, 50.0), validator=percentile_pair)
     smooth_sigma_px: float = attrs.field(
         default=1.0, converter=float, validator=attrs.validators.ge(0)
     )
