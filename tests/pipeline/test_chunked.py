@@ -233,11 +233,11 @@ def test_relabel_table_numbers_by_class_then_first_block():
 # ----------------------------------------------------------------------------- scale-out
 
 
-@pytest.mark.slow
 def test_local_cluster_processes_match_threads(model3d, tmp_path):
-    image = smooth_noise((40, 90, 70), seed=2)
+    # Small, so the default suite can afford starting a local cluster of two processes.
+    image = smooth_noise((24, 64, 48), seed=2)
     path = write_zarr(tmp_path / "v.zarr", image)
-    kwargs = {"block": (20, 45, 35), "instances": True}
+    kwargs = {"block": (12, 32, 24), "instances": True}
     chunked(path, model3d, tmp_path / "threads.zarr", **kwargs)
     chunked(path, model3d, tmp_path / "procs.zarr", workers=2, **kwargs)
     for a, b in zip(
