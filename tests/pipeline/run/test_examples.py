@@ -59,10 +59,10 @@ def test_cellcutter_pipeline_runs_cellcutter_and_its_baseline_on_the_phantom(reg
     assert _kinds(pipeline) == {"simulate": 1, "cellcutter": 2, "evaluate": 2, "report": 1}
     sim = pipeline.steps["sim"].settings.config
     assert sim.step == "phantom" and sim.phantom.plugin == "clumped_cells"
-    assert sim.n_tiles == 16 and sim.tile_px == (256, 256)  # configs/cellcutter/clumped-epi
+    assert sim.n_tiles == 2 and sim.tile_px == (1024, 1024)  # clumped-epi-1024
     cut, baseline = pipeline.steps["cellcutter"].settings, pipeline.steps["watershed"].settings
     assert not cut.baseline and baseline.baseline
-    assert cut.config.method.config.network.epochs == 100  # configs/cellcutter/method.yaml
+    assert cut.config.method.config.network.epochs == 300  # configs/cellcutter/method.yaml
     assert all(pipeline.steps[f"eval-{n}"].settings.instances for n in ("cellcutter", "watershed"))
     assert set(pipeline.steps["report"].inputs["metrics"]) == {"cellcutter", "marker watershed"}
     tiny = load_pipeline(PIPELINES / "tiny" / "cellcutter.yaml", out=tmp_path, registry=registry)
