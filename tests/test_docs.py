@@ -31,8 +31,11 @@ _PIPELINE_BUILTINS = {"run": (ROOT / "src/subcell/pipeline/run", ROOT / "tests/p
 def test_every_hook_is_implemented_by_a_tested_plugin(hook):
     """Each hook has a built-in implementation whose package has tests."""
     plugins_dir = ROOT / "src" / "subcell" / "plugins"
-    packages = {p.name: (p, ROOT / "tests" / "plugins" / f"test_{p.name}.py") for p in
-                plugins_dir.iterdir() if p.is_dir()}
+    packages = {
+        p.name: (p, ROOT / "tests" / "plugins" / f"test_{p.name}.py")
+        for p in plugins_dir.iterdir()
+        if p.is_dir()
+    }
     packages |= _PIPELINE_BUILTINS
     implementers = {
         name: tests

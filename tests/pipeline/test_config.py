@@ -24,7 +24,10 @@ def test_every_step_has_packaged_defaults_that_validate(tmp_path):
 def test_missing_or_unknown_step(tmp_path):
     config = tmp_path / "x.yaml"
     config.write_text(BEADS)
-    with pytest.raises(ConfigError, match="missing 'step' key; steps: analyze, cellcutter, phantom, segment, simulate"):
+    with pytest.raises(
+        ConfigError,
+        match="missing 'step' key; steps: analyze, cellcutter, phantom, segment, simulate",
+    ):
         load_config(config)
     config.write_text("step: simulat\n" + BEADS)
     with pytest.raises(

@@ -334,8 +334,14 @@ def test_cli_runs_phantom_configs_and_refuses_wrong_steps(tmp_path, registry, mo
 
     def args(**extra):
         base = dict(
-            file=str(path), out=str(tmp_path / "cli.zarr"), n=2, seed=None, workers=1,
-            overwrite=False, montage=False, overrides=[],
+            file=str(path),
+            out=str(tmp_path / "cli.zarr"),
+            n=2,
+            seed=None,
+            workers=1,
+            overwrite=False,
+            montage=False,
+            overrides=[],
         )
         return Namespace(**(base | extra))
 

@@ -82,9 +82,7 @@ def test_same_seed_same_bytes():
     c = _generate(cfg, STACK, seed=4)
     assert a.center_nm.tobytes() == b.center_nm.tobytes()
     assert a.radius_nm.tobytes() == b.radius_nm.tobytes()
-    assert a.center_nm.shape != c.center_nm.shape or not np.array_equal(
-        a.center_nm, c.center_nm
-    )
+    assert a.center_nm.shape != c.center_nm.shape or not np.array_equal(a.center_nm, c.center_nm)
 
 
 def test_point_source_has_zero_radius_but_keeps_margin():

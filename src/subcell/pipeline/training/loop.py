@@ -15,10 +15,10 @@ from subcell.core.provenance import config_hash
 from subcell.core.structuring import unstructure
 from subcell.models import CARD_FILE, read_card, save
 from subcell.pipeline.dataset import open_dataset
+from subcell.pipeline.train_schema import InputConfig
 from subcell.pipeline.training import checkpoint
 from subcell.pipeline.training.data import SampleSet, augmenter, batches, training_view
 from subcell.pipeline.training.evaluation import calibrate_threshold, score_split
-from subcell.pipeline.train_schema import InputConfig
 from subcell.pipeline.training.setup import (
     build,
     choose_device,
