@@ -28,7 +28,7 @@ from __future__ import annotations
 import numpy as np
 
 from subcell.core.model import Emitters, Field, Geometry
-from subcell.plugins.nile_red.compartments import CLASS_NAMES, LabellingConfig
+from subcell.plugins.nile_red.compartments import BINARY, CLASS_NAMES, LabellingConfig
 from subcell.plugins.nile_red.layout import SPHERE_CLASSES, CellLayout
 from subcell.plugins.nile_red.masks import CellRasters
 from subcell.plugins.nile_red.raster import point_voxels
@@ -44,15 +44,7 @@ __all__ = ["emission_peaks", "nile_red_emitters", "to_dye_emitters"]
 _NM2 = 1e-6  # µm² per nm²
 _NM3 = 1e-9  # µm³ per nm³
 #: Classes whose voxels the ER yields to.
-_ORGANELLES = (
-    "golgi",
-    "lipid_droplet",
-    "mitochondria",
-    "peroxisome",
-    "early_endosome",
-    "late_endosome",
-    "lysosome",
-)
+_ORGANELLES = BINARY
 
 
 def _on_capsules(geometry: Geometry, per_um2: float, per_um3: float, rng):
