@@ -300,22 +300,42 @@ def _traced_peak(fn) -> int:
         tracemalloc.stop()
 
 
-def test_peak_memory_is_set_by_the_block_not_the_volume(model2d, tmp_path, monkeypatch):
-    """Traced (numpy and Python) memory of a run over 16 blocks stays near that of a run
-    over 2 blocks of the same size: it is set by the block, not by the 8x larger volume."""
+def _peaks(model_dir, tmp_path, monkeypatch, *, instances: bool):
+    """Traced peaks of runs over 2 and 16 blocks of the same size, and the provisional
+    objects each found."""
     monkeypatch.setattr(infer, "SAMPLE_VOXELS", 2**14)
-    kwargs = {"block": (2, 128, 128), "instances": True}
-    small = write_zarr(tmp_path / "s.zarr", smooth_noise((4, 128, 128), seed=4), chunks=(1, 64, 64))
-    large = write_zarr(
-        tmp_path / "l.zarr", smooth_noise((32, 128, 128), seed=4), chunks=(1, 64, 64)
-    )
-    chunked(small, model2d, tmp_path / "warm.zarr", **kwargs)  # imports and caches first
-    peak_small = _traced_peak(lambda: chunked(small, model2d, tmp_path / "so.zarr", **kwargs))
-    peak_large = _traced_peak(lambda: chunked(large, model2d, tmp_path / "lo.zarr", **kwargs))
-    grown = peak_large - peak_small
-    volume_growth = (32 - 4) * 128 * 128 * 4  # float32 bytes the larger volume adds
-    assert grown < volume_growth / 4
-    assert peak_large < 1.3 * peak_small
+    kwargs = {"block": (2, 128, 128), "instances": instances}
+    peaks, objects = [], []
+    for depth in (4, 32):
+        image = write_zarr(
+            tmp_path / f"{depth}.zarr", smooth_noise((depth, 128, 128), seed=4), chunks=(1, 64, 64)
+        )
+        chunked(image, model_dir, tmp_path / f"warm{depth}.zarr", **kwargs)  # imports, caches
+        out = tmp_path / f"out{depth}.zarr"
+        peaks.append(_traced_peak(lambda: chunked(image, model_dir, out, **kwargs)))  # noqa: B023
+        objects.append(int(np.asarray(zarr.open_group(str(out))["_progress/counts"]).sum()))
+    return peaks, objects
+
+
+VOLUME_GROWTH = (32 - 4) * 128 * 128 * 4  # float32 bytes the larger volume adds
+
+
+def test_peak_memory_is_set_by_the_block_not_the_volume(model2d, tmp_path, monkeypatch):
+    """Traced (numpy and Python) memory of a semantic run over 16 blocks stays near that of
+    a run over 2 blocks of the same size: it is set by the block, not the 8x larger volume."""
+    (small, large), _ = _peaks(model2d, tmp_path, monkeypatch, instances=False)
+    assert large - small < VOLUME_GROWTH / 10
+    assert large < 1.2 * small
+
+
+def test_instance_stitching_memory_grows_with_objects_not_voxels(model2d, tmp_path, monkeypatch):
+    """Stitching keeps one id table over all provisional objects (tens of bytes each) and
+    nothing per voxel. The random model cuts noise into an object per ~30 voxels, far
+    denser than any real image, so the bound is per object."""
+    (small, large), (few, many) = _peaks(model2d, tmp_path, monkeypatch, instances=True)
+    assert many - few > 5000  # the test has teeth only if objects grow a lot
+    assert (large - small) / (many - few) < 80
+    assert large - small < VOLUME_GROWTH / 2
 
 
 # ----------------------------------------------------------------------------- inputs and output
