@@ -260,3 +260,86 @@ def test_models_without_bundled_models(monkeypatch, capsys):
     assert run(capsys, "models", "--json")[:2] == (0, "[]\n")
     status, out, _ = run(capsys, "models")
     assert status == 0 and "no bundled models" in out
+
+
+_DATASET = """\
+step: simulate
+seed: 4
+tile_px: [32, 32]
+n_tiles: 5
+split: [0.4, 0.2, 0.4]
+structures:
+  - structure: {plugin: beads, count: [2, 4], diameter_nm: 300, margin_nm: 300}
+    labelling: {plugin: surface, density_per_um2: 1500, photons_per_emitter: 60}
+microscope: {plugin: epi, pixel_nm: 80, psf_radius_nm: 1500}
+ground_truth: {plugin: geometry_projection}
+"""
+
+
+@pytest.fixture(scope="module")
+def dataset_path(tmp_path_factory):
+    from subcell.pipeline.config import load_config
+    from subcell.pipeline.dataset import write_dataset
+
+    root = tmp_path_factory.mktemp("segment-dataset")
+    (root / "sim.yaml").write_text(_DATASET)
+    write_dataset(load_config(root / "sim.yaml", []).config, root / "d.zarr")
+    return root / "d.zarr"
+
+
+def test_a_dataset_split_is_segmented_in_the_masks_layout(dataset_path, tmp_path, capsys):
+    import zarr
+
+    from subcell.pipeline.dataset import open_dataset
+    from subcell.pipeline.evaluate import evaluate
+
+    out = tmp_path / "pred.zarr"
+    status, printed, _ = run(
+        capsys, "segment", dataset_path, "--model", "otsu", "--out", out, "--split", "test"
+    )
+    assert status == 0 and "2 images (test)" in printed
+    data = open_dataset(dataset_path)
+    group = zarr.open_group(str(out), mode="r")
+    test = data.split("test")
+    assert group["mask"].shape == (len(test), *data.masks.shape[1:])
+    assert group.attrs["images"] == test and group.attrs["complete"] is True
+    # Otsu on bright beads agrees with their ground truth.
+    with pytest.warns(UserWarning, match="class names differ"):
+        scores = evaluate(out, dataset_path, split="test")
+    assert scores["per_class"]["bead"]["f1"] > 0.6
+
+
+def test_an_interrupted_dataset_prediction_is_not_scored(dataset_path, tmp_path, capsys):
+    import zarr
+
+    from subcell.pipeline.evaluate import evaluate
+
+    out = tmp_path / "pred.zarr"
+    assert run(capsys, "segment", dataset_path, "--model", "otsu", "--out", out)[0] == 0
+    zarr.open_group(str(out), mode="r+").attrs["complete"] = False
+    status, _, err = run(capsys, "evaluate", out, dataset_path)
+    assert status != 0 and "incomplete" in err and "Traceback" not in err
+    with pytest.raises(Exception, match="incomplete"):
+        evaluate(out, dataset_path)
+
+
+def test_dataset_inputs_refuse_file_outputs_and_split_needs_a_dataset(
+    dataset_path, model_dir, tmp_path, capsys
+):
+    status, _, err = run(
+        capsys, "segment", dataset_path, "--model", "otsu", "--out", tmp_path / "m.tif"
+    )
+    assert status == 2 and "name it .zarr" in err
+    image = grey_png(tmp_path / "a.png", disc() * 200.0)
+    status, _, err = run(
+        capsys,
+        "segment",
+        image,
+        "--model",
+        model_dir,
+        "--out",
+        tmp_path / "m.tif",
+        "--split",
+        "test",
+    )
+    assert status == 2 and "--split needs a dataset" in err

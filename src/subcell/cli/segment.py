@@ -3,6 +3,8 @@ block into OME-Zarr for volumes larger than memory (:mod:`subcell.cli.segment_ch
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from subcell.cli._common import command, registry
 from subcell.cli.segment_chunked import add_chunked_options, run_chunked, wants_chunked
 
@@ -15,7 +17,11 @@ def add_commands(commands) -> None:
         "segment an image with a model (bundled name or directory) or a classical baseline",
         _cmd_segment,
     )
-    segment.add_argument("image", metavar="IMAGE", help="TIFF, PNG or NumPy image (2D or 3D)")
+    segment.add_argument(
+        "image",
+        metavar="IMAGE",
+        help="TIFF, PNG, NumPy or OME-Zarr image (2D or 3D), or a simulated dataset (DATA.zarr)",
+    )
     segment.add_argument(
         "--model",
         required=True,
@@ -39,6 +45,12 @@ def add_commands(commands) -> None:
         action="store_true",
         help="write instance labels (uint32) instead of the class-index map",
     )
+    segment.add_argument(
+        "--split",
+        choices=("all", "train", "val", "test"),
+        help="with a dataset: segment this split only (default: all); writes OUT.zarr laid "
+        "out like the dataset's masks, for subcell evaluate",
+    )
     segment.add_argument("--device", metavar="cpu|cuda", help="where a model runs (default: cpu)")
     segment.add_argument(
         "--overlay", metavar="OVERLAY.png", help="also write the image with class outlines"
@@ -48,8 +60,13 @@ def add_commands(commands) -> None:
 
 def _cmd_segment(args) -> int:
     from subcell.core.errors import SubcellError
+    from subcell.pipeline.segment_dataset import is_dataset
     from subcell.pipeline.segment_io import segment_file
 
+    if is_dataset(Path(args.image)):
+        return _segment_dataset(args)
+    if args.split:
+        raise SubcellError(f"--split needs a dataset input; {args.image} is not one")
     if wants_chunked(args):
         return run_chunked(args, registry())
     if args.pixel_nm is not None and not args.pixel_nm > 0:
@@ -65,6 +82,38 @@ def _cmd_segment(args) -> int:
         registry=registry(),
     )
     print(_summary(args.out, result))
+    return 0
+
+
+def _segment_dataset(args) -> int:
+    """Every image of a dataset's split into a prediction group (OUT.zarr)."""
+    import zarr
+
+    from subcell.core.errors import SubcellError
+    from subcell.pipeline.segment_dataset import segment_dataset
+
+    if not str(args.out).lower().rstrip("/").endswith(".zarr"):
+        raise SubcellError(f"{args.out}: a dataset's predictions are a zarr group; name it .zarr")
+    for option in ("overlay", "block", "scheduler"):
+        if getattr(args, option, None):
+            raise SubcellError(f"--{option} is not for dataset inputs")
+    if args.pixel_nm is not None and not args.pixel_nm > 0:
+        raise SubcellError(f"--pixel-nm must be a positive number of nm, got {args.pixel_nm}")
+    out = segment_dataset(
+        args.image,
+        args.model,
+        args.out,
+        split=args.split or "all",
+        instances=args.instances,
+        pixel_nm=args.pixel_nm,
+        device=args.device,
+        registry=registry(),
+    )
+    mask = zarr.open_group(str(out), mode="r")["mask"]
+    print(
+        f"{out}: {mask.shape[0]} images ({args.split or 'all'}) x {mask.shape[-4]} classes, "
+        f"mask {'x'.join(str(s) for s in mask.shape)}"
+    )
     return 0
 
 

@@ -324,6 +324,8 @@ def _dataset_source(path: Path) -> LabelSource:
 
 
 def _group_source(path: Path, group, attributes: dict) -> LabelSource:
+    if attributes.get("complete") is False:
+        raise VolumeError(f"{path}: incomplete (the run that wrote it stopped); segment again")
     masks = group["mask"]
     instances = group["instances"] if "instances" in group else None
     names = attributes.get("class_names") or dict(masks.attrs).get("class_names")

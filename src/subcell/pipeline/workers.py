@@ -228,12 +228,12 @@ class _RateColumn(ProgressColumn):
 
 
 @contextmanager
-def progress_bar(total: int, completed: int, enabled: bool | None):
+def progress_bar(total: int, completed: int, enabled: bool | None, label: str = "simulate"):
     """A rich progress bar on stderr (images, images/s, ETA); yields the advance callable.
     ``enabled`` None: only when stderr is a terminal."""
     console = Console(stderr=True)
     bar = Progress(
-        TextColumn("simulate"),
+        TextColumn(label),
         BarColumn(),
         MofNCompleteColumn(),
         _RateColumn(),
@@ -242,5 +242,5 @@ def progress_bar(total: int, completed: int, enabled: bool | None):
         disable=not (console.is_terminal if enabled is None else enabled),
     )
     with bar:
-        task = bar.add_task("simulate", total=total, completed=completed, resumed=completed)
+        task = bar.add_task(label, total=total, completed=completed, resumed=completed)
         yield lambda: bar.advance(task)

@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import Literal
 
 import attrs
-import numpy as np
 
 from subcell.core.errors import ConfigError, VolumeError
 from subcell.pipeline.run import context
 from subcell.pipeline.schemas import SegmentConfig
+from subcell.pipeline.segment_dataset import is_dataset, prediction_group, segment_dataset
 
 __all__ = [
     "SegmentStep",
@@ -135,107 +135,17 @@ class SegmentStep:
         return out
 
     def _dataset(self, path: Path, method, out: Path, registry) -> Path:
-        from subcell.core.model import Volume
-        from subcell.pipeline.dataset import open_dataset
-        from subcell.pipeline.segment import run_segment
-
-        data = open_dataset(path)
-        split = self.config.split
-        chosen = list(range(len(data))) if split == "all" else data.split(split)
-        if not chosen:
-            raise VolumeError(f"{path}: the {self.config.split} split holds no images")
-        lead = tuple(data.images.shape[1:-4])  # (T,) for videos, else ()
-        group = None
-        for row, index in enumerate(chosen):
-            for frame in np.ndindex(*lead):
-                volume = Volume(
-                    np.asarray(data.images[(index, *frame)]),
-                    data.voxel_nm,
-                    channel_names=data.channel_names,
-                )
-                masks = run_segment(
-                    volume,
-                    method,
-                    pixel_nm=self.config.pixel_nm or None,
-                    instances=self.config.instances,
-                    device=self.config.device,
-                    registry=registry,
-                ).masks
-                if group is None:
-                    group = prediction_group(
-                        out,
-                        (len(chosen), *lead),
-                        masks,
-                        source=path,
-                        split=split,
-                        images=chosen,
-                        instances=self.config.instances,
-                    )
-                group["mask"][(row, *frame)] = masks.semantic
-                if self.config.instances:
-                    group["instances"][(row, *frame)] = masks.instances
-        return out
-
-
-def prediction_group(
-    out: Path,
-    lead: tuple[int, ...],
-    masks,
-    *,
-    source: Path,
-    split: str,
-    images,
-    instances: bool,
-    attributes: dict | None = None,
-):
-    """Create ``prediction.zarr`` laid out like a dataset's masks (one chunk per item).
-
-    Parameters
-    ----------
-    out
-        The group's path.
-    lead
-        (N,) or (N, T): images (and frames) it holds.
-    masks
-        The first item's :class:`~subcell.core.model.Masks`: class names, voxel size and
-        the (K, Z, Y, X) shape of every item.
-    source, split, images
-        The dataset, the split and the dataset indices of the N images (attributes).
-    instances
-        Also create the ``instances`` array (N, [T,] Z, Y, X) uint32.
-    attributes
-        More attributes of the group.
-
-    Returns
-    -------
-    zarr.Group
-        With ``mask`` (N, [T,] K, Z, Y, X) uint8 and, with ``instances``, ``instances``.
-    """
-    import zarr
-
-    group = zarr.open_group(str(out), mode="w")
-    spatial = tuple(masks.semantic.shape[1:])
-    k = masks.semantic.shape[0]
-    ones = (1,) * (len(lead) - 1)
-    group.create_array(
-        "mask", shape=(*lead, k, *spatial), chunks=(1, *ones, k, *spatial), dtype="uint8"
-    )
-    if instances:
-        group.create_array(
-            "instances", shape=(*lead, *spatial), chunks=(1, *ones, *spatial), dtype="uint32"
+        return segment_dataset(
+            path,
+            method,
+            out,
+            split=self.config.split,
+            instances=self.config.instances,
+            pixel_nm=self.config.pixel_nm or None,
+            device=self.config.device,
+            registry=registry,
+            progress=context.show_progress(),
         )
-    group.attrs.update(
-        {
-            "format": "subcell-prediction",
-            "class_names": list(masks.class_names),
-            "voxel_nm": list(masks.voxel_nm),
-            "source": str(source),
-            "split": split,
-            "images": [int(i) for i in images],
-            **(attributes or {}),
-        }
-    )
-    return group
 
 
 def file_stem(path: Path) -> str:
@@ -245,20 +155,6 @@ def file_stem(path: Path) -> str:
         if name.lower().endswith(suffix):
             return name[: -len(suffix)]
     return path.stem
-
-
-def is_dataset(path: Path) -> bool:
-    """Whether ``path`` is a simulated dataset (``subcell simulate``)."""
-    from subcell.pipeline.dataset import FORMAT
-
-    if not (path / "zarr.json").is_file():
-        return False
-    import zarr
-
-    try:
-        return zarr.open_group(str(path), mode="r").attrs.get("format") == FORMAT
-    except Exception:  # noqa: BLE001 - any zarr that is not a readable group is no dataset
-        return False
 
 
 def image_files(folder: Path, registry) -> list[Path]:
