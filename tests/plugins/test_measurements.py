@@ -172,7 +172,7 @@ def test_table_writes_csv(tmp_path):
 def test_register_analytics():
     seen = {}
     register_analytics(lambda name, cls, factory, desc: seen.setdefault(name, (cls, factory)))
-    assert list(seen) == ["region_props", "contacts", "per_cell"]
+    assert list(seen) == ["region_props", "contacts", "per_cell", "compartments"]
     cls, factory = seen["region_props"]
     assert attrs.has(cls) and hasattr(factory(cls()), "measure")
     with pytest.raises(ValueError, match="connectivity"):

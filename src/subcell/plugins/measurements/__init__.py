@@ -18,10 +18,13 @@ from skimage.measure import label, regionprops_table
 from subcell.core.errors import VolumeError
 from subcell.core.hookspecs import hookimpl
 from subcell.core.model import AXES_4D, Masks, Table, Volume
+from subcell.plugins.measurements.compartments import Compartments, CompartmentsConfig
 from subcell.plugins.measurements.contacts import Contacts, ContactsConfig
 from subcell.plugins.measurements.per_cell import PerCell, PerCellConfig
 
 __all__ = [
+    "Compartments",
+    "CompartmentsConfig",
     "Contacts",
     "ContactsConfig",
     "PerCell",
@@ -212,4 +215,10 @@ def register_analytics(register):
         PerCellConfig,
         PerCell,
         "assigns each object to the cell it overlaps most",
+    )
+    register(
+        "compartments",
+        CompartmentsConfig,
+        Compartments,
+        "per compartment of a multi-class mask: object count, volume, contact frequencies",
     )
