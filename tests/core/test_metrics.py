@@ -48,6 +48,7 @@ def test_semantic_scores_by_hand():
             "precision": 0.6,
             "recall": 0.75,
             "moc": 3 / math.sqrt(20),
+            "pixel_accuracy": 13 / 16,  # b against the rest: 16 - 1 FN - 2 FP
             "n_true_px": 4,
             "n_predicted_px": 5,
         }

@@ -66,10 +66,11 @@ def _print_table(metrics: dict) -> None:
         title=f"{metrics['prediction']} vs {metrics['truth']} ({metrics['n_images']} images{split})"
     )
     table.add_column("class", no_wrap=True)
-    for column in ("IoU", "F1", "precision", "recall", "MOC", "true px", "pred. px"):
+    keys = ("iou", "f1", "precision", "recall", "moc", "pixel_accuracy")
+    for column in ("IoU", "F1", "precision", "recall", "MOC", "accuracy", "true px", "pred. px"):
         table.add_column(column, justify="right")
     for name, row in metrics["per_class"].items():
-        scores = (row[k] for k in ("iou", "f1", "precision", "recall", "moc"))
+        scores = (row.get(k) for k in keys)
         table.add_row(name, *map(_fmt, scores), str(row["n_true_px"]), str(row["n_predicted_px"]))
     table.add_section()
     table.add_row(
@@ -78,13 +79,22 @@ def _print_table(metrics: dict) -> None:
         *(_fmt(metrics[k]) for k in ("f1", "precision", "recall", "moc")),
         "",
         "",
+        "",
     )
     console.print(table)
-    console.print(
-        f"mIoU {_fmt(metrics['miou'])} (background included; per-image mean "
-        f"{_fmt(metrics['miou_per_image_mean'])})   pixel accuracy "
-        f"{_fmt(metrics['pixel_accuracy'])}"
-    )
+    if metrics.get("multilabel"):
+        console.print(
+            f"classes overlap: each scored as its own binary mask. mIoU "
+            f"{_fmt(metrics['miou'])} (per-image mean {_fmt(metrics['miou_per_image_mean'])})"
+            f"   pixel accuracy: mean {_fmt(metrics['pixel_accuracy'])}, lowest "
+            f"{_fmt(metrics['pixel_accuracy_min'])}"
+        )
+    else:
+        console.print(
+            f"mIoU {_fmt(metrics['miou'])} (background included; per-image mean "
+            f"{_fmt(metrics['miou_per_image_mean'])})   pixel accuracy "
+            f"{_fmt(metrics['pixel_accuracy'])}"
+        )
     found = metrics.get("instances")
     if found:
         console.print(

@@ -120,6 +120,7 @@ def _per_class(confusion: np.ndarray) -> dict[str, np.ndarray]:
     cm = confusion.astype(np.float64)
     tp = np.diag(cm)
     n_true, n_pred = cm.sum(axis=1), cm.sum(axis=0)
+    total = cm.sum()
     present = (n_true + n_pred) > 0
 
     def ratio(num, den):
@@ -134,6 +135,10 @@ def _per_class(confusion: np.ndarray) -> dict[str, np.ndarray]:
         "recall": ratio(tp, n_true),
         # Manders' overlap of binary masks x, y: sum(xy) / sqrt(sum(x^2) sum(y^2)).
         "moc": ratio(tp, np.sqrt(n_true * n_pred)),
+        # one class against the rest: (tp + tn) / voxels, defined wherever there are voxels
+        "pixel_accuracy": np.full(len(cm), np.nan)
+        if total == 0
+        else (total - n_true - n_pred + 2 * tp) / total,
         "n_true_px": n_true,
         "n_predicted_px": n_pred,
     }
@@ -183,8 +188,9 @@ def semantic_scores(confusion: np.ndarray, class_names: Sequence[str]) -> dict:
         ``pixel_accuracy``; ``iou`` (class name -> IoU, background included); ``miou`` (mean
         IoU over all classes, background included); ``miou_foreground``; ``f1``,
         ``precision``, ``recall``, ``moc`` (macro means over the foreground classes);
-        ``per_class`` (name -> iou, f1, precision, recall, moc, n_true_px,
-        n_predicted_px); ``confusion`` (``classes`` and ``matrix``, rows truth);
+        ``per_class`` (name -> iou, f1, precision, recall, moc, pixel_accuracy (the class
+        against the rest), n_true_px, n_predicted_px); ``confusion`` (``classes`` and
+        ``matrix``, rows truth);
         ``n_pixels``. Undefined values are None.
     """
     names = [str(n) for n in class_names]

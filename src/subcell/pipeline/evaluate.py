@@ -23,14 +23,13 @@ import zarr
 from subcell.core.errors import VolumeError
 from subcell.core.metrics import (
     class_index_map,
-    confusion_matrix,
     instance_counts,
     instance_scores_from_counts,
     pool_instance_counts,
-    pooled_semantic_scores,
 )
 from subcell.core.omezarr import read_labels
 from subcell.pipeline.dataset import FORMAT, SPLIT_NAMES, open_dataset
+from subcell.pipeline.evaluate_scoring import ItemScorer
 from subcell.pipeline.volumes import read_volume
 from subcell.registry import Registry
 
@@ -69,6 +68,9 @@ class LabelSource:
         ``classes(item)``: the item's class-index map (Z, Y, X).
     instances
         ``instances(item)``: its instance labels (Z, Y, X), or None when there are none.
+    masks
+        ``masks(item)``: its (K, Z, Y, X) binary masks where the source has one channel per
+        class (classes may overlap), else None.
     """
 
     path: Path
@@ -82,6 +84,7 @@ class LabelSource:
     splits: dict[str, list[int]] | None
     classes: Callable[[int], np.ndarray]
     instances: Callable[[int], np.ndarray] | None
+    masks: Callable[[int], np.ndarray] | None = None
 
     def items(self, images) -> list[int]:
         """Item indices of the given image indices."""
@@ -143,16 +146,21 @@ def evaluate(
     if instances and not with_instances:
         lacking = pred if pred.instances is None else truth
         raise VolumeError(f"{lacking.path}: no instance labels to score (--instances)")
-    confusions, counts = [], []
+    scorer, counts = ItemScorer(n_classes), []
     for p_item, t_item in zip(pred_items, truth_items, strict=True):
-        confusions.append(confusion_matrix(truth.classes(t_item), pred.classes(p_item), n_classes))
+        scorer.add(labels_of(truth, t_item), labels_of(pred, p_item))
         if with_instances:
             counts.append(instance_counts(truth.instances(t_item), pred.instances(p_item)))
     result = {"prediction": str(pred.path), "truth": str(truth.path), "split": split}
-    result |= pooled_semantic_scores(confusions, ("background", *names))
+    result |= scorer.scores(names)
     if with_instances:
         result["instances"] = instance_scores_from_counts(pool_instance_counts(counts))
     return result
+
+
+def labels_of(source: LabelSource, item: int) -> np.ndarray:
+    """An item's (K, Z, Y, X) masks where the source has them, else its class-index map."""
+    return source.classes(item) if source.masks is None else source.masks(item)
 
 
 def _shape(source: LabelSource, items) -> tuple[int, ...]:
@@ -314,6 +322,7 @@ def _stacked(masks, instances, path: Path, splits, names, kind: str) -> LabelSou
         instances=None
         if instances is None
         else (lambda item: _integers(np.asarray(instances[index(item)]), path)),
+        masks=lambda item: _binary(np.asarray(masks[index(item)]), path),
     )
 
 
@@ -392,7 +401,8 @@ def _file_source(path: Path, as_instances: bool, registry: Registry | None) -> L
             maps = (maps > 0).view(np.uint8)
         n_classes, class_names = None, None
     else:  # one binary channel per class, like the TIFF masks subcell writes
-        maps = np.stack([class_index_map(_binary(f, path)) for f in frames])
+        binary = [_binary(f, path) for f in frames]
+        maps = np.stack([class_index_map(b) for b in binary])
         n_classes, class_names = n_channels + 1, _fg_names(names, n_channels)
     return LabelSource(
         path=path,
@@ -406,6 +416,7 @@ def _file_source(path: Path, as_instances: bool, registry: Registry | None) -> L
         splits=None,
         classes=lambda item: maps[item],
         instances=None if labels is None else (lambda item: labels[item]),
+        masks=None if n_channels == 1 else (lambda item: binary[item]),
     )
 
 

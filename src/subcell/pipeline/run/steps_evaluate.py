@@ -115,9 +115,9 @@ def evaluate_classes(
         Truth that is not a dataset or lacks a class, a prediction of other classes, other
         shapes or another number of images.
     """
-    from subcell.core.metrics import class_index_map, confusion_matrix, pooled_semantic_scores
     from subcell.pipeline.dataset import open_dataset
-    from subcell.pipeline.evaluate import open_labels
+    from subcell.pipeline.evaluate import labels_of, open_labels
+    from subcell.pipeline.evaluate_scoring import ItemScorer
 
     truth, classes = Path(truth), tuple(classes)
     if not is_dataset(truth):
@@ -144,14 +144,12 @@ def evaluate_classes(
             f"{split or 'whole dataset'} holds {len(truth_items)}"
         )
     channels = [data.class_names.index(c) for c in classes]
-    n = len(classes) + 1
-    confusions = [
-        confusion_matrix(class_index_map(np.asarray(data.masks[t])[channels]), pred.classes(p), n)
-        for p, t in zip(pred_items, truth_items, strict=True)
-    ]
+    scorer = ItemScorer(len(classes) + 1)
+    for p, t in zip(pred_items, truth_items, strict=True):
+        scorer.add(np.asarray(data.masks[t])[channels], labels_of(pred, p))
     result = {"prediction": str(pred.path), "truth": str(truth), "split": split}
     result["classes"] = list(classes)
-    return result | pooled_semantic_scores(confusions, ("background", *classes))
+    return result | scorer.scores(classes)
 
 
 def _check_prediction(pred, classes: tuple[str, ...], shape: tuple[int, ...]) -> None:
