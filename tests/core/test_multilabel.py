@@ -56,14 +56,16 @@ def test_a_class_in_neither_side_is_undefined_but_accuracy_is_not():
 def test_scorer_keeps_confusion_scoring_for_exclusive_classes():
     classes = np.array([[[0, 1], [2, 2]]])
     exclusive = ItemScorer(3)
-    exclusive.add(classes, classes)
+    exclusive.add(one_hot(classes, 2), one_hot(classes, 2))
     assert "multilabel" not in exclusive.scores(("a", "b"))
     assert exclusive.scores(("a", "b"))["confusion"]["matrix"] == [[1, 0, 0], [0, 1, 0], [0, 0, 2]]
     assert one_hot(classes, 2).tolist() == [[[[0, 1], [0, 0]]], [[[0, 0], [1, 1]]]]
     truth, pred = _masks()
     scorer = ItemScorer(3)
-    scorer.add(classes, classes)  # no overlap here...
-    scorer.add(truth, pred)  # ...but here: the whole evaluation is multi-label
+    scorer.add(one_hot(classes, 2), one_hot(classes, 2))  # no overlap here...
+    scorer.add(one_hot(classes, 2), np.ones((2, 1, 2, 2), np.uint8))  # overlapping prediction
+    assert not scorer.multilabel
+    scorer.add(truth, pred)  # overlapping truth: the whole evaluation is multi-label
     s = scorer.scores(("a", "b"))
-    assert s["multilabel"] is True and s["n_images"] == 2
-    assert s["per_class"]["b"]["n_true_px"] == 2 + 4
+    assert s["multilabel"] is True and s["n_images"] == 3
+    assert s["per_class"]["b"]["n_true_px"] == 2 + 2 + 4

@@ -112,28 +112,29 @@ def test_multiclass_names_and_ome_zarr(tmp_path):
     truth[1, 0, 3:, 3:] = 1
     pred = truth.copy()
     pred[1, 0, 3, 3] = 0
-    pred[0, 0, 5, 5] = 1  # overlaps class 2: the masks are scored class by class
+    pred[0, 0, 5, 5] = 1  # overlaps class 2
     volume = Volume(np.zeros((1, 1, 6, 6), np.float32), (100, 50, 50))
     ome = write_ome_zarr(
         volume, tmp_path / "p.ome.zarr", masks=Masks(pred, ("er", "ld"), (1, 1, 1))
     )
     gt = _prediction_group(tmp_path / "gt.zarr", truth, class_names=("er", "ld"))
-    r = evaluate(ome, gt)
-    # One voxel in two classes: each class is its own binary mask (multi-label scores).
-    assert r["multilabel"] is True and list(r["iou"]) == ["er", "ld"]
-    assert r["per_class"]["ld"]["recall"] == pytest.approx(8 / 9)  # only (3, 3) missed
-    assert r["per_class"]["er"]["precision"] == pytest.approx(9 / 10)  # (5, 5) extra
-    assert r["per_class"]["ld"]["pixel_accuracy"] == pytest.approx(35 / 36)
-    assert r["pixel_accuracy_min"] == pytest.approx(35 / 36)
-    # A class-index map keeps one class per pixel (the lower: er at (5, 5)); it takes its
-    # names from the other side.
+    # Overlapping truth: each class is its own binary mask (multi-label scores).
+    swapped = evaluate(gt, ome)
+    assert swapped["multilabel"] is True and list(swapped["iou"]) == ["er", "ld"]
+    assert swapped["per_class"]["ld"]["precision"] == pytest.approx(8 / 9)  # (3, 3) extra
+    assert swapped["per_class"]["ld"]["recall"] == 1.0
+    assert swapped["per_class"]["er"]["recall"] == pytest.approx(9 / 10)  # (5, 5) missed
+    assert swapped["per_class"]["ld"]["pixel_accuracy"] == pytest.approx(35 / 36)
+    assert swapped["pixel_accuracy_min"] == pytest.approx(35 / 36)
+    # Exclusive truth: a prediction's overlap is a class-index map (the lower class wins);
+    # a class-index map on one side takes its names from the other.
     npy = tmp_path / "map.npy"
     np.save(npy, class_index_map(pred).astype(np.int16))
-    flat = evaluate(npy, gt)
-    assert "multilabel" not in flat and list(flat["iou"]) == ["background", "er", "ld"]
-    # Truth "ld" pixels: (3, 3) predicted background, (5, 5) predicted "er".
-    assert flat["confusion"]["matrix"] == [[18, 0, 0], [0, 9, 0], [1, 1, 7]]
-    assert flat["per_class"]["ld"]["recall"] == pytest.approx(7 / 9)
+    for r in (evaluate(ome, gt), evaluate(npy, gt)):
+        assert "multilabel" not in r and list(r["iou"]) == ["background", "er", "ld"]
+        # Truth "ld" pixels: (3, 3) predicted background, (5, 5) predicted "er".
+        assert r["confusion"]["matrix"] == [[18, 0, 0], [0, 9, 0], [1, 1, 7]]
+        assert r["per_class"]["ld"]["recall"] == pytest.approx(7 / 9)
     with pytest.warns(UserWarning, match="class names differ"):
         evaluate(_prediction_group(tmp_path / "o.zarr", pred, class_names=("a", "b")), gt)
 

@@ -29,7 +29,7 @@ from subcell.core.metrics import (
 )
 from subcell.core.omezarr import read_labels
 from subcell.pipeline.dataset import FORMAT, SPLIT_NAMES, open_dataset
-from subcell.pipeline.evaluate_scoring import ItemScorer
+from subcell.pipeline.evaluate_scoring import ItemScorer, one_hot
 from subcell.pipeline.volumes import read_volume
 from subcell.registry import Registry
 
@@ -148,7 +148,7 @@ def evaluate(
         raise VolumeError(f"{lacking.path}: no instance labels to score (--instances)")
     scorer, counts = ItemScorer(n_classes), []
     for p_item, t_item in zip(pred_items, truth_items, strict=True):
-        scorer.add(labels_of(truth, t_item), labels_of(pred, p_item))
+        scorer.add(labels_of(truth, t_item, n_classes), labels_of(pred, p_item, n_classes))
         if with_instances:
             counts.append(instance_counts(truth.instances(t_item), pred.instances(p_item)))
     result = {"prediction": str(pred.path), "truth": str(truth.path), "split": split}
@@ -158,9 +158,12 @@ def evaluate(
     return result
 
 
-def labels_of(source: LabelSource, item: int) -> np.ndarray:
-    """An item's (K, Z, Y, X) masks where the source has them, else its class-index map."""
-    return source.classes(item) if source.masks is None else source.masks(item)
+def labels_of(source: LabelSource, item: int, n_classes: int) -> np.ndarray:
+    """An item's (K, Z, Y, X) binary masks (of its class-index map where it has no masks);
+    ``n_classes`` includes the background."""
+    if source.masks is None:
+        return one_hot(source.classes(item), n_classes - 1)
+    return source.masks(item)
 
 
 def _shape(source: LabelSource, items) -> tuple[int, ...]:

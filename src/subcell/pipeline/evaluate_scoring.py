@@ -1,11 +1,13 @@
 """Pooling the scores of many (truth, prediction) items: exclusive or multi-label classes.
 
 Exclusive classes (at most one per voxel) are scored through a confusion matrix of
-class-index maps (:func:`subcell.core.metrics.pooled_semantic_scores`). Where either side
-sets two classes in one voxel (a Nile Red mitochondrion is also cytosol), a class-index map
-would keep only one of them, so every class is scored on its own as a binary mask
-(:func:`subcell.core.multilabel.multilabel_scores`). The choice is made from the data: one
-overlapping voxel in any item makes the whole evaluation multi-label.
+class-index maps (:func:`subcell.core.metrics.pooled_semantic_scores`). Where the ground
+truth sets two classes in one voxel (a Nile Red mitochondrion is also cytosol), a
+class-index map would keep only one of them, so every class is scored on its own as a
+binary mask (:func:`subcell.core.multilabel.multilabel_scores`). The choice is made from
+the truth: one overlapping voxel in any item makes the whole evaluation multi-label. A
+prediction's overlaps alone do not (a sigmoid network may set two exclusive classes; its
+class-index map keeps the lower one, as ``subcell segment`` writes it).
 """
 
 from __future__ import annotations
@@ -40,24 +42,14 @@ class ItemScorer:
         self.multilabel = False
 
     def add(self, truth: np.ndarray, predicted: np.ndarray) -> None:
-        """Score one item: each side (K, ...) binary masks or a class-index map."""
-        k = self.n_classes - 1
-        truth_masks = self._masks(truth, k)
-        predicted_masks = self._masks(predicted, k)
-        self.multilabel |= overlaps(truth_masks) or overlaps(predicted_masks)
-        self.counts.append(binary_counts(truth_masks, predicted_masks))
+        """Score one item: (K, ...) binary masks on each side (see :func:`one_hot`)."""
+        truth, predicted = np.asarray(truth), np.asarray(predicted)
+        # the truth says whether classes exclude one another, not a network's overlaps
+        self.multilabel |= overlaps(truth)
+        self.counts.append(binary_counts(truth, predicted))
         self.confusions.append(
-            confusion_matrix(self._classes(truth), self._classes(predicted), self.n_classes)
+            confusion_matrix(class_index_map(truth), class_index_map(predicted), self.n_classes)
         )
-
-    def _masks(self, labels: np.ndarray, k: int) -> np.ndarray:
-        return labels if self._is_masks(labels) else one_hot(labels, k)
-
-    def _classes(self, labels: np.ndarray) -> np.ndarray:
-        return class_index_map(labels) if self._is_masks(labels) else labels
-
-    def _is_masks(self, labels: np.ndarray) -> bool:
-        return labels.ndim == 4  # (K, Z, Y, X); class-index maps are (Z, Y, X)
 
     def scores(self, class_names) -> dict:
         """JSON-ready scores; ``class_names`` are the foreground classes."""

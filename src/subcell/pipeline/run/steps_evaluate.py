@@ -146,7 +146,7 @@ def evaluate_classes(
     channels = [data.class_names.index(c) for c in classes]
     scorer = ItemScorer(len(classes) + 1)
     for p, t in zip(pred_items, truth_items, strict=True):
-        scorer.add(np.asarray(data.masks[t])[channels], labels_of(pred, p))
+        scorer.add(np.asarray(data.masks[t])[channels], labels_of(pred, p, len(classes) + 1))
     result = {"prediction": str(pred.path), "truth": str(truth), "split": split}
     result["classes"] = list(classes)
     return result | scorer.scores(classes)

@@ -1,5 +1,9 @@
-"""Scoring a network on a split while training: whole images, pooled confusion, mIoU;
-and the choice of the sigmoid head's threshold on the validation split."""
+"""Scoring a network on a split while training: whole images, pooled scores, mIoU; and the
+choice of the sigmoid head's threshold on the validation split.
+
+Scores are those of ``subcell evaluate`` (:class:`subcell.pipeline.evaluate_scoring.ItemScorer`):
+a pooled confusion matrix, or per-class binary scores where classes overlap (multi-label).
+"""
 
 from __future__ import annotations
 
@@ -8,8 +12,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from subcell.core.metrics import class_index_map, confusion_matrix, semantic_scores
 from subcell.models.predict import activation, class_masks
+from subcell.pipeline.evaluate_scoring import ItemScorer
 from subcell.pipeline.training.data import SampleSet, pad_to_multiple
 
 if TYPE_CHECKING:
@@ -46,11 +50,6 @@ def predict_split(
         network.train(was_training)
 
 
-def _confusion(prob, masks, head: str, threshold: float, n_classes: int) -> np.ndarray:
-    predicted = class_index_map(class_masks(prob, head, threshold))
-    return confusion_matrix(class_index_map(masks), predicted, n_classes)
-
-
 def score_split(
     network,
     samples: SampleSet,
@@ -62,15 +61,14 @@ def score_split(
 ) -> dict:
     """Segment every sample of a split whole and score it against its masks.
 
-    Returns the :func:`subcell.core.metrics.semantic_scores` dict of the pooled confusion
-    matrix (mIoU over background and every class), at ``threshold`` (the config's if None).
+    Returns the scores ``subcell evaluate`` gives (mIoU over background and every class; over
+    the classes where they overlap), at ``threshold`` (the config's if None).
     """
-    n_classes = len(class_names) + 1
+    scorer = ItemScorer(len(class_names) + 1)
     threshold = config.threshold if threshold is None else threshold
-    confusion = np.zeros((n_classes, n_classes), dtype=np.int64)
     for prob, masks in predict_split(network, samples, config, device, multiple):
-        confusion += _confusion(prob, masks, config.head, threshold, n_classes)
-    return semantic_scores(confusion, ["background", *class_names])
+        scorer.add(masks, class_masks(prob, config.head, threshold))
+    return scorer.scores(class_names)
 
 
 def calibrate_threshold(
@@ -82,12 +80,10 @@ def calibrate_threshold(
     margin around them; the threshold that matches the ground truth's extent is chosen on
     the validation split (never the test split), once, after training.
     """
-    n_classes = len(class_names) + 1
-    confusions = {t: np.zeros((n_classes, n_classes), np.int64) for t in THRESHOLDS}
+    scorers = {t: ItemScorer(len(class_names) + 1) for t in THRESHOLDS}
     for prob, masks in predict_split(network, samples, config, device, multiple):
         for t in THRESHOLDS:
-            confusions[t] += _confusion(prob, masks, config.head, t, n_classes)
-    names = ["background", *class_names]
-    mious = {f"{t:.2f}": semantic_scores(c, names)["miou"] for t, c in confusions.items()}
+            scorers[t].add(masks, class_masks(prob, config.head, t))
+    mious = {f"{t:.2f}": scorer.scores(class_names)["miou"] for t, scorer in scorers.items()}
     best = max(THRESHOLDS, key=lambda t: (mious[f"{t:.2f}"], -abs(t - 0.5)))
     return float(best), mious
