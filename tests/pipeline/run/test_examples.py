@@ -3,6 +3,8 @@
 import json
 from pathlib import Path
 
+import attrs
+import numpy as np
 import pytest
 
 from subcell.pipeline.run import load_pipeline, make_plan, run_pipeline
@@ -73,36 +75,71 @@ def test_cellcutter_pipeline_runs_cellcutter_and_its_baseline_on_the_phantom(reg
 
 
 NILE_RED_GROUPS = ("volume", "er", "pm", "golgi", "ld", "mito", "pero", "ee", "le", "lyso")
+NILE_RED_ABLATION = ("ee", "mito")  # trained again on the intensity image alone
 
 
 def test_nile_red_pipeline_trains_scores_and_reports_every_group(registry, tmp_path):
+    from subcell.plugins.nile_red.compartments import CLASS_NAMES, PAINT_ORDER, VOLUME_CLASSES
+
     pipeline = load_pipeline(PIPELINES / "nile-red.yaml", out=tmp_path, registry=registry)
     groups = (*NILE_RED_GROUPS, "multilabel")
+    ablation = tuple(f"{g}-intensity" for g in NILE_RED_ABLATION)
     assert _kinds(pipeline) == {
         "simulate": 1,
-        "train": len(groups),
-        "segment": len(groups),
-        "evaluate": len(groups),
+        "train": len(groups) + len(ablation),
+        "segment": len(groups) + len(ablation),
+        "evaluate": len(groups) + len(ablation) + 1,  # + eval-merged
+        "merge": 1,  # the ten group predictions as one map
         "report": 1,
     }
     sim = pipeline.steps["sim"].settings.config
     assert sim.phantom.plugin == "nile_red_cell" and sim.n_tiles == 200
-    for group in groups:
+    for group in (*NILE_RED_GROUPS, *ablation):
         train = pipeline.steps[f"train-{group}"].settings.config
         assert train.network.plugin == "attention_unet"
         assert pipeline.steps[f"seg-{group}"].settings.split == "test"
-        # Each network is scored on the classes it learned (the multi-label one on all 15).
-        scored = pipeline.steps[f"eval-{group}"].settings.classes
-        assert scored == (() if group == "multilabel" else train.classes)
-    assert len(pipeline.steps["train-multilabel"].settings.config.classes) == 15
-    assert len(pipeline.steps["report"].inputs["metrics"]) == len(groups)
+        # Each network is scored on the classes it learned.
+        assert pipeline.steps[f"eval-{group}"].settings.classes == train.classes
+    assert pipeline.steps["train-multilabel"].settings.config.classes == CLASS_NAMES
+    # The ablation is the ratio network without the ratio image, nothing else changed.
+    for group in NILE_RED_ABLATION:
+        ratio = pipeline.steps[f"train-{group}"].settings.config
+        alone = pipeline.steps[f"train-{group}-intensity"].settings.config
+        assert ratio.input.transform == "intensity_ratio" and alone.input.transform == "intensity"
+        assert attrs.evolve(alone, input=ratio.input, name=ratio.name) == attrs.evolve(
+            ratio, description=alone.description
+        )
+    # One map of the ten group predictions: every compartment from exactly one network, in
+    # the dataset's order, by the ground truth's rules.
+    merge = pipeline.steps["merge"]
+    assert set(merge.inputs["predictions"]) == {
+        "VOLUME-net", "ER-net", "PM-net", "GOLGI-net", "LD-net", "MITO-net", "PERO-net",
+        "EE-net", "LE-net", "LYSO-net",
+    }  # fmt: skip
+    assert merge.settings.classes == CLASS_NAMES
+    assert merge.settings.exclusive == (VOLUME_CLASSES, PAINT_ORDER)
+    given = [
+        c for g in NILE_RED_GROUPS for c in pipeline.steps[f"train-{g}"].settings.config.classes
+    ]
+    assert sorted(given) == sorted(CLASS_NAMES)  # no compartment twice, none missing
+    # Both 15-compartment predictions are scored on all 15 (no class subset).
+    assert pipeline.steps["eval-merged"].inputs["prediction"].step == "merge"
+    assert pipeline.steps["eval-merged"].settings.classes == ()
+    assert pipeline.steps["eval-multilabel"].settings.classes == ()
+    metrics = pipeline.steps["report"].inputs["metrics"]
+    assert len(metrics) == len(groups) + len(ablation) + 1
+    assert {"all 15 (merged)", "EE-net (intensity only)", "MITO-net (intensity only)"} <= set(
+        metrics
+    )
     tiny = load_pipeline(PIPELINES / "tiny" / "nile-red.yaml", out=tmp_path, registry=registry)
     assert _kinds(tiny) == _kinds(pipeline)
     assert tiny.steps["sim"].settings.config.tile_px == (64, 64)
-    for group in groups:
+    for group in (*groups, *ablation):
         train = tiny.steps[f"train-{group}"].settings.config
         assert train.network.config.channels == (4, 8) and train.epochs == 1
-        assert train.classes == pipeline.steps[f"train-{group}"].settings.config.classes
+        full = pipeline.steps[f"train-{group}"].settings.config
+        assert (train.classes, train.input) == (full.classes, full.input)
+    assert tiny.steps["merge"].settings == merge.settings
 
 
 def _run(name, registry, tmp_path):
@@ -165,14 +202,38 @@ def test_tiny_cellcutter_trains_on_each_image_and_scores_both_methods(registry, 
 
 @pytest.mark.slow
 def test_tiny_nile_red_scores_each_group_on_its_own_compartments(registry, tmp_path):
+    import zarr
+
+    from subcell.pipeline.dataset import open_dataset
+    from subcell.plugins.nile_red.compartments import CLASS_NAMES
+
     _run("nile-red", registry, tmp_path)
     volume = json.loads((tmp_path / "eval-volume" / "metrics.json").read_text())
     assert volume["classes"] == ["nucleus", "cytosol", "ecs"]
     assert set(volume["per_class"]) == {"background", "nucleus", "cytosol", "ecs"}
     assert volume["n_images"] == 1  # the test split of three tiny cells
-    everything = json.loads((tmp_path / "eval-multilabel" / "metrics.json").read_text())
-    assert len(everything["per_class"]) == 16
+    merged = zarr.open_group(str(tmp_path / "merge" / "prediction.zarr"), mode="r")
+    assert merged["mask"].shape == (1, 15, 8, 64, 64)
+    assert merged.attrs["merged_from"]["mitochondria"] == "MITO-net"
+    mask = np.asarray(merged["mask"][0])
+    names = list(merged.attrs["class_names"])
+    volume_of = [names.index(c) for c in ("nucleus", "cytosol", "ecs")]
+    assert mask[volume_of].sum(axis=0).max() <= 1  # one volume class per voxel at most
+    assert np.delete(mask, volume_of, axis=0).sum(axis=0).max() <= 1  # one structure
+    data = open_dataset(tmp_path / "sim" / "data.zarr")
+    truth = np.asarray(data.masks[data.split("test")[0]]).reshape(15, -1).sum(axis=1)
+    for name in ("eval-merged", "eval-multilabel"):
+        scores = json.loads((tmp_path / name / "metrics.json").read_text())
+        assert set(CLASS_NAMES) <= set(scores["per_class"])
+        # Every compartment is scored as its own mask, none hidden under its volume class:
+        # the true pixels are the ground truth's, channel by channel.
+        assert scores["multilabel"] is True
+        found = [scores["per_class"][c]["n_true_px"] for c in CLASS_NAMES]
+        assert found == truth.tolist() and truth[3] > 0  # the ER has pixels
     scores = json.loads((tmp_path / "report" / "scores.json").read_text())
-    assert len(scores) == 11 and "LD-net" in scores and "all 15 (multi-label)" in scores
+    assert len(scores) == 14 and "LD-net" in scores and "all 15 (multi-label)" in scores
+    assert {"all 15 (merged)", "EE-net (intensity only)", "MITO-net (intensity only)"} <= set(
+        scores
+    )
     # Pixel accuracy counts the background too: defined for every network, even a tiny one.
     assert all(0.0 <= row["pixel_accuracy"] <= 1.0 for row in scores.values())

@@ -48,6 +48,7 @@ from subcell.pipeline.run.steps_data import (
     TrainStepConfig,
 )
 from subcell.pipeline.run.steps_evaluate import EvaluateStep, EvaluateStepConfig
+from subcell.pipeline.run.steps_merge import MergeStep, MergeStepConfig
 from subcell.pipeline.run.steps_segment import SegmentStep, SegmentStepConfig
 
 #: name -> (config class, step class, description), in the order ``subcell plugins`` lists.
@@ -56,6 +57,7 @@ STEPS = {
     "train": (TrainStepConfig, TrainStep, "a segmentation network (subcell train)"),
     "segment": (SegmentStepConfig, SegmentStep, "masks of a dataset, folder or image"),
     "evaluate": (EvaluateStepConfig, EvaluateStep, "scores against ground truth"),
+    "merge": (MergeStepConfig, MergeStep, "several predictions of one dataset as one map"),
     "analyze": (AnalyzeStepConfig, AnalyzeStep, "per-object tables and plots of labels"),
     "compare": (CompareStepConfig, CompareStep, "analyses of several conditions compared"),
     "track": (TrackStepConfig, TrackStep, "tracks and events of a label time series"),
