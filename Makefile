@@ -9,7 +9,7 @@ STAMP := $(VENV)/.subcell-installed
 TORCH_CONSTRAINT := $(if $(shell command -v nvidia-smi 2>/dev/null),,-c constraints/cpu.txt)
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-all lint bench models clean
+.PHONY: demo test test-all lint bench models nile-red-model clean
 
 $(STAMP): pyproject.toml constraints/cpu.txt
 	$(PYTHON) -m venv $(VENV)
@@ -51,6 +51,15 @@ models: $(STAMP)
 	$(BIN)/subcell train configs/train/vesicles-epi.yaml --data $(MODEL_DATA)/epi1-vesicles-train.zarr --out $(BUNDLED)/vesicles-epi --device $(DEVICE)
 	$(BIN)/subcell train configs/train/mitochondria-airyscan.yaml --data $(MODEL_DATA)/airy1-mito.zarr --out $(BUNDLED)/mitochondria-airyscan --init-from $(BUNDLED)/mitochondria-epi --device $(DEVICE)
 	$(BIN)/subcell train configs/train/vesicles-airyscan.yaml --data $(MODEL_DATA)/airy1-vesicles.zarr --out $(BUNDLED)/vesicles-airyscan --init-from $(BUNDLED)/vesicles-epi --device $(DEVICE)
+
+# The bundled Nile Red model (nile-red-multilabel-cpu): 24 simulated cells, the small
+# multi-label network trained on a CPU. With a GPU, train configs/nile_red/train-multilabel.yaml
+# or run configs/pipelines/nile-red.yaml instead.
+NILE_RED_CELLS ?= 24
+
+nile-red-model: $(STAMP)
+	$(BIN)/subcell simulate configs/nile_red/sim-cell.yaml --out $(MODEL_DATA)/nile-red-cells.zarr --n $(NILE_RED_CELLS) --workers $(WORKERS)
+	$(BIN)/subcell train configs/nile_red/train-multilabel-cpu.yaml --data $(MODEL_DATA)/nile-red-cells.zarr --out $(BUNDLED)/nile-red-multilabel-cpu --device $(DEVICE)
 
 clean:
 	rm -rf $(VENV) subcell-demo .pytest_cache .ruff_cache build src/*.egg-info

@@ -151,7 +151,9 @@ def test_bundled_models_are_small_complete_and_scored(name):
     test = card["metrics"]["test"]
     assert 0 <= test["miou"] <= 1 and 0 <= test["f1"] <= 1
     assert card["classes"] and card["pixel_nm"] > 0
-    x = torch.zeros(1, card["in_channels"], 64, 64)
+    # a 2D or 3D input of twice the network's size multiple along each axis
+    spatial = [2 * card["input_multiple_px"]] * len(card["patch_px"])
+    x = torch.zeros(1, card["in_channels"], *spatial)
     with torch.no_grad():
         assert np.isfinite(model.network(x).numpy()).all()
 
