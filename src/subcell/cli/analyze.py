@@ -18,10 +18,13 @@ def add_commands(commands) -> None:
         "labels",
         nargs="?",
         metavar="LABELS",
-        help="label image or binary mask (TIFF, PNG, NumPy, zarr; 2D or 3D)",
+        help="label image or binary mask (TIFF, PNG, NumPy, zarr; 2D or 3D), or a prediction "
+        "group or dataset (.zarr): every image into DIR/<index>",
     )
     analyze.add_argument(
-        "--plugin", metavar="NAME", help="analytics plugin: mitochondria, vesicles, region_props"
+        "--plugin",
+        metavar="NAME",
+        help="analytics plugin: mitochondria, vesicles, region_props, compartments (multi-class)",
     )
     analyze.add_argument(
         "--pixel-nm",
@@ -36,7 +39,10 @@ def add_commands(commands) -> None:
         "--cells", metavar="CELLS", help="cell labels of the same shape: per-cell summaries"
     )
     analyze.add_argument(
-        "--image", metavar="IMAGE", help="intensity image of the same shape (vesicle intensity)"
+        "--image",
+        metavar="IMAGE",
+        help="intensity image of the same shape (vesicle intensity); with a prediction group, "
+        "the dataset it segmented",
     )
     analyze.add_argument(
         "--condition", metavar="NAME", help="experimental condition, kept for --compare"
@@ -75,6 +81,10 @@ def _cmd_analyze(args) -> int:
         return 0
     if args.labels is None or args.plugin is None:
         raise SubcellError("analyze needs LABELS and --plugin (or --compare DIR ...)")
+    from subcell.pipeline.analyze_group import label_group
+
+    if label_group(args.labels) is not None:
+        return _analyze_group(args, plots)
     from subcell.pipeline.analyze import analyze_file
 
     analysis = analyze_file(
@@ -91,13 +101,45 @@ def _cmd_analyze(args) -> int:
         plots=plots,
         registry=registry(),
     )
-    summary = analysis.summary
+    print(f"{args.out}: {_describe(analysis.summary)} ({args.plugin}, "
+          f"{analysis.summary['seconds']:.2f} s)")  # fmt: skip
+    return 0
+
+
+def _analyze_group(args, plots: bool) -> int:
+    """Every image of a prediction group or dataset, into ``OUT/<index>``."""
+    from subcell.core.errors import SubcellError
+    from subcell.pipeline.analyze_group import analyze_group
+
+    if args.cells is not None:
+        raise SubcellError(f"{args.labels}: --cells goes with one label image, not a group")
+    analyses = analyze_group(
+        args.labels,
+        args.out,
+        plugin=args.plugin,
+        pixel_nm=args.pixel_nm,
+        z_nm=args.z_nm,
+        image=args.image,
+        condition=args.condition,
+        overrides=args.overrides,
+        plots=plots,
+        registry=registry(),
+    )
+    seconds = sum(a.summary["seconds"] for a in analyses.values())
+    first = next(iter(analyses), "0")
+    print(
+        f"{args.out}: {len(analyses)} images in {args.out}/{first}, ... "
+        f"({args.plugin}, {seconds:.2f} s)"
+    )
+    return 0
+
+
+def _describe(summary: dict) -> str:
+    """``12 objects (3 dot, ...) in 2 cells``, or ``3 rows, 3 classes`` for multi-class."""
+    if "class_names" in summary:
+        return f"{summary['n_objects']} rows, {summary['n_classes']} classes"
     counts = summary.get("counts")
     detail = " (" + ", ".join(f"{n} {k}" for k, n in counts.items()) + ")" if counts else ""
     cells = summary.get("cells")
     in_cells = f" in {cells['n_cells']} cells" if cells else ""
-    print(
-        f"{args.out}: {summary['n_objects']} objects{detail}{in_cells} "
-        f"({args.plugin}, {summary['seconds']:.2f} s)"
-    )
-    return 0
+    return f"{summary['n_objects']} objects{detail}{in_cells}"

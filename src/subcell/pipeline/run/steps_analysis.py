@@ -2,8 +2,10 @@
 
 ``analyze`` measures the objects of one label image, a folder of them, or every image of a
 prediction group or dataset (one folder of tables and plots per image, under
-``analysis/``). ``compare`` sets the analyses of several conditions side by side
-(``subcell analyze --compare``). ``track`` follows the objects of a label time series.
+``analysis/``; :mod:`subcell.pipeline.analyze_group`). A plugin that measures several
+classes (``compartments``) gets the masks' real classes where the input has them.
+``compare`` sets the analyses of several conditions side by side (``subcell analyze
+--compare``). ``track`` follows the objects of a label time series.
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import attrs
-import numpy as np
 
 from subcell.core.errors import ConfigError, VolumeError
 from subcell.pipeline.run import context
@@ -87,112 +88,33 @@ class AnalyzeStep:
 
     def run(self, inputs: dict, out: Path) -> dict[str, Path]:
         from subcell.pipeline.analyze import analyze_file
+        from subcell.pipeline.analyze_group import analyze_group, label_group
         from subcell.pipeline.run.steps_segment import file_stem, image_files
 
         registry = context.registry()
         labels, folder = Path(inputs["labels"]), out / "analysis"
         image = inputs.get("image")
-        if _label_group(labels) is not None:
-            self._group(labels, folder, registry, image)
-            return {"analysis": folder}
         plugin, overrides = self._plugin()
+        common = {
+            "plugin": plugin,
+            "pixel_nm": self.config.pixel_nm or None,
+            "z_nm": self.config.z_nm or None,
+            "condition": self.config.condition or None,
+            "image": image,
+            "overrides": overrides,
+            "plots": self.config.plots,
+            "registry": registry,
+        }
+        if label_group(labels) is not None:
+            analyze_group(labels, folder, **common)
+            return {"analysis": folder}
         files = image_files(labels, registry) if labels.is_dir() else [labels]
         if image is not None and labels.is_dir():
             raise ConfigError("image: give it with one label file or a prediction group")
         for file in files:
-            analyze_file(
-                file,
-                folder / file_stem(file) if labels.is_dir() else folder,
-                plugin=plugin,
-                pixel_nm=self.config.pixel_nm or None,
-                z_nm=self.config.z_nm or None,
-                condition=self.config.condition or None,
-                binary=self.config.binary,
-                image=image,
-                overrides=overrides,
-                plots=self.config.plots,
-                registry=registry,
-            )
+            out_dir = folder / file_stem(file) if labels.is_dir() else folder
+            analyze_file(file, out_dir, binary=self.config.binary, **common)
         return {"analysis": folder}
-
-    def _group(self, path: Path, folder: Path, registry, image: Path | None) -> None:
-        """Every image of a prediction group or dataset, into ``folder/<index>``."""
-        from subcell.pipeline.analyze import analyze_labels
-        from subcell.pipeline.analyze_io import resolve_voxel, write_analysis
-        from subcell.pipeline.segment_steps import label_instances
-
-        masks, instances, attributes = _label_group(path)
-        if masks.ndim != 5:
-            raise VolumeError(f"{path}: a time series; use a track step for videos")
-        plugin, overrides = self._plugin()
-        voxel = resolve_voxel(
-            attributes.get("voxel_nm", (1.0, 1.0, 1.0)),
-            masks.shape[-3:],
-            self.config.pixel_nm or None,
-            self.config.z_nm or None,
-            path,
-        )
-        indices = range(masks.shape[0])
-        if attributes.get("format") == "subcell-prediction":
-            indices = attributes.get("images", indices)  # the dataset images segmented
-        names = [str(i) for i in indices]
-        width = len(str(max(int(n) for n in names)))
-        intensity = _intensity_source(image, masks.shape[-3:])
-        for row, name in enumerate(names):
-            if instances is not None:
-                labels = np.asarray(instances[row])
-            else:
-                labels = label_instances(np.asarray(masks[row]))
-            analysis = analyze_labels(
-                labels.astype(np.int64),
-                voxel,
-                plugin,
-                overrides=overrides,
-                image=None if intensity is None else intensity(int(name)),
-                condition=self.config.condition or None,
-                inputs={"labels": f"{path.resolve()}[{row}]"},
-                registry=registry,
-            )
-            write_analysis(analysis, folder / name.zfill(width), plots=self.config.plots)
-
-
-def _intensity_source(path: Path | None, shape):
-    """``image(index)``: a dataset's image as a Volume, for a prediction group's rows."""
-    if path is None:
-        return None
-    from subcell.core.model import Volume
-    from subcell.pipeline.dataset import open_dataset
-    from subcell.pipeline.run.steps_segment import is_dataset
-
-    path = Path(path)
-    if not is_dataset(path):
-        raise ConfigError(f"image: {path}: with a prediction group, give the dataset it segmented")
-    data = open_dataset(path)
-    if tuple(data.images.shape[-3:]) != tuple(shape):
-        raise VolumeError(
-            f"{path}: images are {tuple(data.images.shape[-3:])} (Z, Y, X), the labels "
-            f"{tuple(shape)}"
-        )
-    return lambda index: Volume(
-        np.asarray(data.images[index]), data.voxel_nm, channel_names=data.channel_names
-    )
-
-
-def _label_group(path: Path):
-    """(masks, instances or None, attrs) of a prediction group or dataset, else None."""
-    if not (path.is_dir() and (path / "zarr.json").is_file()):
-        return None
-    import zarr
-
-    try:
-        group = zarr.open_group(str(path), mode="r")
-    except Exception:  # noqa: BLE001 - an OME-Zarr image or other zarr: read as a file
-        return None
-    name = "mask" if "mask" in group else "masks" if "masks" in group else None
-    if name is None or "multiscales" in dict(group.attrs).get("ome", group.attrs):
-        return None
-    instances = group["instances"] if "instances" in group else None
-    return group[name], instances, dict(group.attrs)
 
 
 def _flatten(data: dict, prefix: str = "") -> list[str]:

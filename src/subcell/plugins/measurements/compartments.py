@@ -295,6 +295,10 @@ class Compartments:
         The analytics' parameters.
     """
 
+    #: Takes multi-class masks: ``subcell analyze`` and the ``analyze`` step hand it the
+    #: classes of inputs that carry them, not one class named after the plugin.
+    multiclass = True
+
     def __init__(self, config: CompartmentsConfig):
         self.config = config
 
