@@ -251,3 +251,14 @@ def test_an_incomplete_group_is_refused(tmp_path, capsys):
     zarr.open_group(str(pred), mode="r+").attrs["complete"] = False
     status = cli.main(["analyze", str(pred), "--plugin", "compartments", "--out", "out"])
     assert status == 2 and "incomplete" in capsys.readouterr().err
+
+
+def test_contacts_between_two_named_classes_of_a_prediction_group(tmp_path, capsys):
+    pred, out = _group(tmp_path / "pred.zarr"), tmp_path / "out"
+    argv = ["analyze", str(pred), "--plugin", "contacts", "--set", "class_a=mito",
+            "--set", "class_b=drop", "--set", "distance_nm=0", "--no-plots", "--out", str(out)]  # fmt: skip
+    assert cli.main(argv) == 0, capsys.readouterr().err
+    with (out / "3" / "objects.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    # two mitochondria; the first touches a drop face to face, the second touches none
+    assert sorted(int(r["n_contacts"]) for r in rows) == [0, 1]

@@ -255,6 +255,9 @@ class Contacts:
         The analytics' parameters.
     """
 
+    # it looks classes up by name: give it a multi-class input's real classes
+    multiclass = True
+
     def __init__(self, config: ContactsConfig):
         self.config = config
 

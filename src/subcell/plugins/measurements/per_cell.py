@@ -199,6 +199,9 @@ class PerCell:
         The analytics' parameters.
     """
 
+    # it looks classes up by name: give it a multi-class input's real classes
+    multiclass = True
+
     def __init__(self, config: PerCellConfig):
         self.config = config
 
