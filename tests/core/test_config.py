@@ -10,6 +10,7 @@ from subcell.core.config import (
     format_path,
     load_layers,
     parse_override,
+    read_yaml,
 )
 from subcell.core.errors import ConfigError
 
@@ -92,3 +93,14 @@ def test_deep_merge_over_wins_at_every_leaf_and_keeps_other_base_keys(base, over
     for key in base:
         assert key in merged
     assert deep_merge(merged, over) == merged  # idempotent
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [("1e-3", 0.001), ("2E5", 200000.0), ("-2.5e+2", -250.0), ("1.0e-3", 0.001), ("12", 12)],
+)
+def test_exponent_numbers_without_a_dot_are_numbers(text, value, tmp_path):
+    """YAML 1.1 reads ``1e-3`` as a string; a learning rate written so must be a number."""
+    assert parse_override(f"learning_rate={text}") == (("learning_rate",), value)
+    (tmp_path / "c.yaml").write_text(f"learning_rate: {text}\nname: 1e3x\n")
+    assert read_yaml(tmp_path / "c.yaml") == {"learning_rate": value, "name": "1e3x"}

@@ -89,8 +89,11 @@ def _is_pipeline(path) -> bool:
     """A pipeline file (``subcell run``) has ``steps:`` and no ``step:`` at the top."""
     import yaml
 
+    from subcell.core.config import load_yaml
+
     try:
-        data = yaml.safe_load(open(path, encoding="utf-8"))
+        with open(path, encoding="utf-8") as handle:
+            data = load_yaml(handle)
     except (OSError, yaml.YAMLError):
         return False  # load_config reports the problem with its own message
     return isinstance(data, dict) and "steps" in data and "step" not in data

@@ -9,6 +9,7 @@ YAML is read with ``safe_load``: nothing in a config is evaluated or imported.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,26 @@ PLUGIN_KEY = "plugin"
 KeyPath = tuple[Any, ...]
 
 
+class _Loader(yaml.SafeLoader):
+    """``SafeLoader`` that also reads ``1e-3`` as a number.
+
+    PyYAML follows YAML 1.1, where a float needs a dot (``1.0e-3``): ``1e-3`` would be the
+    string '1e-3' and a learning rate written that way would be refused.
+    """
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+def load_yaml(text) -> Any:
+    """Parse YAML text (or a stream) safely: nothing is evaluated or imported."""
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+
+
 def read_yaml(path: str | Path) -> dict:
     """Read one YAML mapping; unreadable or malformed files raise :class:`ConfigError`."""
     path = Path(path)
@@ -31,7 +52,7 @@ def read_yaml(path: str | Path) -> dict:
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read config: {exc.strerror or exc}") from exc
     try:
-        data = yaml.safe_load(text)
+        data = load_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
@@ -113,7 +134,7 @@ def parse_override(text: str) -> tuple[KeyPath, Any]:
     if not sep or not key.strip():
         raise ConfigError(f"--set {text!r}: expected KEY=VALUE, e.g. microscope.na=1.2")
     try:
-        parsed = yaml.safe_load(value) if value.strip() else ""
+        parsed = load_yaml(value) if value.strip() else ""
     except yaml.YAMLError as exc:
         raise ConfigError(f"--set {text!r}: value is not valid YAML") from exc
     path = tuple(int(p) if p.isdigit() else p for p in key.strip().split("."))
