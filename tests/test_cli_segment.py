@@ -262,18 +262,13 @@ def test_models_without_bundled_models(monkeypatch, capsys):
     assert status == 0 and "no bundled models" in out
 
 
-_DATASET = """\
-step: simulate
-seed: 4
-tile_px: [32, 32]
-n_tiles: 5
-split: [0.4, 0.2, 0.4]
-structures:
-  - structure: {plugin: beads, count: [2, 4], diameter_nm: 300, margin_nm: 300}
-    labelling: {plugin: surface, density_per_um2: 1500, photons_per_emitter: 60}
-microscope: {plugin: epi, pixel_nm: 80, psf_radius_nm: 1500}
-ground_truth: {plugin: geometry_projection}
-"""
+# The small bead dataset of the evaluate tests.
+_evaluate_spec = importlib.util.spec_from_file_location(
+    "_evaluate_pipeline_tests", Path(__file__).parent / "pipeline" / "test_evaluate.py"
+)
+_evaluate_tests = importlib.util.module_from_spec(_evaluate_spec)
+_evaluate_spec.loader.exec_module(_evaluate_tests)
+_DATASET = _evaluate_tests.CONFIG
 
 
 @pytest.fixture(scope="module")
