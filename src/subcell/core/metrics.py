@@ -26,6 +26,7 @@ __all__ = [
     "DEFAULT_THRESHOLDS",
     "InstanceCounts",
     "class_index_map",
+    "class_scores",
     "confusion_matrix",
     "instance_counts",
     "instance_scores",
@@ -118,13 +119,31 @@ def class_index_map(semantic: np.ndarray) -> np.ndarray:
 def _per_class(confusion: np.ndarray) -> dict[str, np.ndarray]:
     """Per-class arrays (NaN where undefined) from a confusion matrix."""
     cm = confusion.astype(np.float64)
-    tp = np.diag(cm)
-    n_true, n_pred = cm.sum(axis=1), cm.sum(axis=0)
-    total = cm.sum()
+    return class_scores(np.diag(cm), cm.sum(axis=1), cm.sum(axis=0), cm.sum())
+
+
+def class_scores(tp, n_true, n_pred, total) -> dict[str, np.ndarray]:
+    """Per-class score arrays (NaN where undefined) from pixel counts.
+
+    Parameters
+    ----------
+    tp, n_true, n_pred
+        Per class: true positives, pixels truly in the class, pixels predicted in it.
+    total
+        Pixels scored (a scalar, or per class).
+
+    Returns
+    -------
+    dict
+        ``iou``, ``f1``, ``precision``, ``recall``, ``moc``, ``pixel_accuracy`` (the class
+        against the rest), ``n_true_px``, ``n_predicted_px``.
+    """
+    tp, n_true, n_pred = (np.asarray(a, dtype=np.float64) for a in (tp, n_true, n_pred))
+    total = np.broadcast_to(np.asarray(total, dtype=np.float64), tp.shape)
     present = (n_true + n_pred) > 0
 
-    def ratio(num, den):
-        out = np.where(present, 0.0, np.nan)
+    def ratio(num, den, defined=present):
+        out = np.where(defined, 0.0, np.nan)
         np.divide(num, den, out=out, where=den > 0)
         return out
 
@@ -135,10 +154,8 @@ def _per_class(confusion: np.ndarray) -> dict[str, np.ndarray]:
         "recall": ratio(tp, n_true),
         # Manders' overlap of binary masks x, y: sum(xy) / sqrt(sum(x^2) sum(y^2)).
         "moc": ratio(tp, np.sqrt(n_true * n_pred)),
-        # one class against the rest: (tp + tn) / voxels, defined wherever there are voxels
-        "pixel_accuracy": np.full(len(cm), np.nan)
-        if total == 0
-        else (total - n_true - n_pred + 2 * tp) / total,
+        # (tp + tn) / voxels: defined wherever there are voxels
+        "pixel_accuracy": ratio(total - n_true - n_pred + 2 * tp, total, total > 0),
         "n_true_px": n_true,
         "n_predicted_px": n_pred,
     }

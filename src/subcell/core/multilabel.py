@@ -11,10 +11,11 @@ undefined (None, left out of means) when it occurs in neither.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import numpy as np
+
+from subcell.core.metrics import _json, _nanmean, class_scores
 
 __all__ = ["binary_counts", "multilabel_scores", "overlaps"]
 
@@ -62,22 +63,6 @@ def overlaps(masks: np.ndarray) -> bool:
     return bool(np.any(np.count_nonzero(masks, axis=0) > 1))
 
 
-def _ratio(num: np.ndarray, den: np.ndarray, present: np.ndarray) -> np.ndarray:
-    out = np.where(present, 0.0, np.nan)
-    np.divide(num, den, out=out, where=den > 0)
-    return out
-
-
-def _json(value) -> float | None:
-    value = float(value)
-    return None if math.isnan(value) else value
-
-
-def _mean(values: np.ndarray) -> float | None:
-    values = values[~np.isnan(values)]
-    return float(values.mean()) if values.size else None
-
-
 def multilabel_scores(counts: np.ndarray, class_names: Sequence[str]) -> dict:
     """Scores of pooled per-class counts, as a JSON-ready dict.
 
@@ -103,33 +88,23 @@ def multilabel_scores(counts: np.ndarray, class_names: Sequence[str]) -> dict:
     if len(names) != len(counts) or len(set(names)) != len(names):
         raise ValueError(f"{len(counts)} classes need as many distinct names, got {names}")
     tp, fp, fn, tn = counts.T
-    n_true, n_pred = tp + fn, tp + fp
     total = counts.sum(axis=1)
-    present = (n_true + n_pred) > 0
-    per = {
-        "iou": _ratio(tp, tp + fp + fn, present),
-        "f1": _ratio(2 * tp, n_true + n_pred, present),
-        "precision": _ratio(tp, n_pred, present),
-        "recall": _ratio(tp, n_true, present),
-        # Manders' overlap of binary masks x, y: sum(xy) / sqrt(sum(x^2) sum(y^2)).
-        "moc": _ratio(tp, np.sqrt(n_true * n_pred), present),
-        # every voxel counts for accuracy, so it is defined wherever there are voxels
-        "pixel_accuracy": _ratio(tp + tn, total, total > 0),
-    }
+    per = class_scores(tp, tp + fn, tp + fp, total)
     accuracy = per["pixel_accuracy"][~np.isnan(per["pixel_accuracy"])]
     scores = {
         "multilabel": True,
-        "pixel_accuracy": _mean(per["pixel_accuracy"]),
+        "pixel_accuracy": _json(_nanmean(per["pixel_accuracy"])),
         "pixel_accuracy_min": float(accuracy.min()) if accuracy.size else None,
         "iou": {name: _json(v) for name, v in zip(names, per["iou"], strict=True)},
-        "miou": _mean(per["iou"]),
-        "miou_foreground": _mean(per["iou"]),
+        "miou": _json(_nanmean(per["iou"])),
+        "miou_foreground": _json(_nanmean(per["iou"])),
     }
     for key in ("f1", "precision", "recall", "moc"):
-        scores[key] = _mean(per[key])
+        scores[key] = _json(_nanmean(per[key]))
     scores["per_class"] = {
-        name: {key: _json(per[key][i]) for key in per}
-        | {"n_true_px": int(n_true[i]), "n_predicted_px": int(n_pred[i])}
+        name: {
+            key: (int(per[key][i]) if key.startswith("n_") else _json(per[key][i])) for key in per
+        }
         for i, name in enumerate(names)
     }
     scores["n_pixels"] = int(total[0]) if len(total) else 0
