@@ -9,6 +9,7 @@ import attrs
 import numpy as np
 import pytest
 import tifffile
+import torch
 from subcell_test_phantoms import touching_cells
 
 from subcell.cli import main
@@ -20,6 +21,7 @@ from subcell.plugins.cellcutter.markers import pair_markers
 from subcell.registry import get_registry
 
 VOXEL = (1000.0, 500.0, 500.0)
+_CONVOLUTION = torch.nn.modules.conv._ConvNd
 TINY_NETWORK = {
     "patch_px": 32,
     "position_sigma_px": 8,
@@ -162,3 +164,29 @@ def test_synthetic_nuclei_give_markers_from_a_segmentation_of_the_cell_channels(
     )
     pairing = pair_markers(result.markers, centres, max_distance_px=3.0)
     assert pairing.false_negative_rate == 0 and pairing.false_positive_rate == 0
+
+
+def test_fill_mask_gives_the_mask_to_patches_below_the_threshold(cells):
+    # A network that says 0.3 everywhere: the paper's rule finds no cell at all, while
+    # fill_mask hands the mask pixels to the patches and leaves the rest background.
+    truth, cell, nucleus, centres = cells
+    registry = get_registry()
+    volume = _volume(cell, nucleus)
+    mask = truth > 0
+    labels = {}
+    for fill in (False, True):
+        segmenter = registry.create(
+            "segmenter", "cellcutter", attrs.evolve(_method(), fill_mask=fill)
+        )
+        network = segmenter.build_network(2)
+        with torch.no_grad():
+            for parameter in network.parameters():
+                parameter.zero_()
+            convolutions = [m for m in network.modules() if isinstance(m, _CONVOLUTION)]
+            convolutions[-1].bias.fill_(float(np.log(0.3 / 0.7)))
+        labels[fill] = segmenter.apply(network, volume, centres, mask).instances[0]
+    assert not labels[False].any()
+    # Mask pixels that no 32 px patch covers, or stray pieces of a cell, stay background.
+    assert not (labels[True] > 0)[~mask].any()
+    assert (labels[True] > 0).sum() >= 0.9 * mask.sum()
+    assert len(np.unique(labels[True])) - 1 == len(centres)

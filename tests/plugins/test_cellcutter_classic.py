@@ -291,6 +291,27 @@ def test_integration_picks_the_most_probable_patch_and_respects_the_threshold():
     assert edge.sum() == 2 * 2 and edge[0, 6] == 1
 
 
+def test_integration_fills_the_foreground_mask_below_the_threshold():
+    # Two touching cells that both say 0.27 on their shared column (the loss's optimum when
+    # neither can tell whose a pixel is): the plain threshold leaves a gap there.
+    probabilities = np.zeros((2, 4, 4), dtype=np.float32)
+    probabilities[0, :, :2] = 0.9
+    probabilities[0, :, 2] = 0.3
+    probabilities[1, :, 1:] = 0.9
+    probabilities[1, :, 0] = 0.27
+    origins = [[0, 0], [0, 2]]  # patch 1 covers columns 2-5; its column 0 is image column 2
+    plain = integrate_patches(probabilities, origins, (4, 7))
+    assert np.array_equal(plain[0], [1, 1, 0, 2, 2, 2, 0])
+    foreground = np.ones((4, 7), dtype=bool)
+    foreground[:, 6] = False
+    foreground[0, 2] = False  # outside the mask the threshold still rules
+    filled = integrate_patches(probabilities, origins, (4, 7), foreground=foreground)
+    assert np.array_equal(filled[1], [1, 1, 1, 2, 2, 2, 0])  # 0.3 beats 0.27
+    assert filled[0, 2] == 0
+    with pytest.raises(VolumeError, match="foreground mask shape"):
+        integrate_patches(probabilities, origins, (4, 7), foreground=foreground[:, :5])
+
+
 def test_integration_can_keep_only_each_cells_main_piece():
     probabilities = np.zeros((2, 6, 6), dtype=np.float32)
     probabilities[0, :3, :3] = 0.9  # main piece, 9 px

@@ -229,6 +229,7 @@ def _tiny_config(**overrides) -> CellCutterConfig:
         position_sigma_px=8.0,
         channels=(4, 8, 16),
         strides=(2, 2),
+        num_res_units=0,
         epochs=10,
         stable_window_epochs=0,
         seed=3,

@@ -156,6 +156,11 @@ class CellCutterMethodConfig:
     restrict_to_mask
         Also make every pixel outside the foreground mask background (the paper's
         integration uses the probabilities alone; the mask only enters the loss).
+    fill_mask
+        Give every pixel inside the foreground mask to its most probable patch, even where all
+        patches are below ``threshold``. Where two patches cannot tell whose a pixel is, the
+        loss's optimum has both near 0.27, so the paper's rule leaves gaps between touching
+        cells.
     """
 
     nucleus_channel: str = "nucleus"
@@ -167,6 +172,7 @@ class CellCutterMethodConfig:
     )
     keep_main_component: bool = True
     restrict_to_mask: bool = False
+    fill_mask: bool = False
 
 
 def split_channels(volume: Volume, nucleus_channel: str) -> tuple[np.ndarray, np.ndarray | None]:
@@ -331,14 +337,16 @@ class CellCutter(_MarkersAndMask):
         probabilities, origins = predict_patches(
             network, self.network_input(volume), markers, self.config.network, device=device
         )
+        mask = None if mask is None else np.asarray(mask, bool)
         if mask is not None and self.config.restrict_to_mask:
-            probabilities = _outside_mask_zeroed(probabilities, origins, np.asarray(mask, bool))
+            probabilities = _outside_mask_zeroed(probabilities, origins, mask)
         labels = integrate_patches(
             probabilities,
             origins,
             volume.shape[-2:],
             threshold=self.config.threshold,
             keep_main_component=self.config.keep_main_component,
+            foreground=mask if self.config.fill_mask else None,
         )
         return _masks(labels, volume)
 
