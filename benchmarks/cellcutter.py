@@ -148,9 +148,9 @@ def run_image(dataset, index: int, method, registry) -> dict:
     # One training, both integration rules: the paper's threshold, and fill_mask.
     for name, fill in RULES.items():
         rule = registry.create("segmenter", "cellcutter", attrs.evolve(method, fill_mask=fill))
-        start = time.perf_counter()
+        rule_start = time.perf_counter()
         labels = rule.apply(network, volume, baseline.markers, baseline.mask).instances[0]
-        seconds = train_s + time.perf_counter() - start
+        seconds = train_s + time.perf_counter() - rule_start
         row[name] = score(labels.astype(np.int64), true) | {
             "seconds": seconds,
             "final_loss": history[-1],
