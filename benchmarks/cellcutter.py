@@ -18,8 +18,8 @@ mIoU), AP at IoU 0.5, and the mean over true cells of their best IoU (a missed c
 counts 0). Marker false-negative and false-positive rates against the nucleus centroids
 at the paper's pairing distance (15 µm).
 
-Speed: the training of the first image, timed per epoch; the loss is stable at the first
-epoch whose last 5 epochs average within 2 % (of the loss range) of the 5 before.
+Speed: the training of the first image, timed per epoch; the loss is stable from the first
+epoch after which its 10-epoch running mean stays within 2 % of its final value.
 
     .venv/bin/python benchmarks/cellcutter.py [--quick] [--images N] [--epochs N]
 
@@ -173,16 +173,20 @@ def _image_masks(dataset, index: int):
     return Masks(semantic, dataset.class_names, dataset.voxel_nm, instances)
 
 
-def stable_epoch(history: list[float], window: int = 5, tolerance: float = 0.02) -> int | None:
-    """First epoch whose last ``window`` losses average within ``tolerance`` of the previous
-    ``window`` (relative to the loss range), or None."""
-    h = np.asarray(history)
-    span = max(float(h.max() - h.min()), 1e-12)
-    for end in range(2 * window, len(h) + 1):
-        recent, before = h[end - window : end].mean(), h[end - 2 * window : end - window].mean()
-        if abs(recent - before) / span <= tolerance:
-            return end
-    return None
+def stable_epoch(history: list[float], window: int = 10, tolerance: float = 0.02) -> int | None:
+    """First epoch from which the ``window``-epoch running mean of the loss stays within
+    ``tolerance`` (relative) of its final value, or None when the history is too short.
+
+    "Stays" matters: a loss that pauses on a plateau, or climbs back and falls again, has not
+    settled until it no longer leaves the band around where it ends.
+    """
+    h = np.asarray(history, dtype=float)
+    if h.size < window:
+        return None
+    running = np.convolve(h, np.ones(window) / window, mode="valid")
+    outside = np.abs(running - running[-1]) > tolerance * max(abs(running[-1]), 1e-12)
+    first_inside = int(np.flatnonzero(outside)[-1]) + 1 if outside.any() else 0
+    return first_inside + window
 
 
 def main(quick: bool, n_images: int | None, epochs: int | None) -> int:

@@ -26,6 +26,8 @@ from subcell.plugins.cellcutter.patches import (
 )
 from subcell.plugins.cellcutter.training import (
     CellCutterConfig,
+    _DivergenceGuard,
+    epoch_learning_rate,
     loss_is_stable,
     predict_patches,
     train_cellcutter,
@@ -314,6 +316,68 @@ def test_stable_loss_stops_training_early():
         _tiny_config(epochs=50, stable_window_epochs=2, stable_rel_tol=10.0),
     )
     assert len(history) == 4
+
+
+def test_cosine_schedule_falls_from_the_rate_to_its_final_fraction():
+    constant = CellCutterConfig(epochs=11, learning_rate=0.005)
+    assert {epoch_learning_rate(constant, e) for e in range(1, 12)} == {0.005}
+    cosine = CellCutterConfig(
+        epochs=11, learning_rate=0.005, lr_schedule="cosine", final_lr_fraction=0.1
+    )
+    rates = [epoch_learning_rate(cosine, e) for e in range(1, 12)]
+    assert rates[0] == pytest.approx(0.005) and rates[-1] == pytest.approx(0.0005)
+    assert rates[5] == pytest.approx(0.5 * (0.005 + 0.0005))  # halfway down the half cosine
+    assert all(a > b for a, b in zip(rates, rates[1:], strict=False))
+    with pytest.raises(ValueError, match="lr_schedule"):
+        CellCutterConfig(lr_schedule="step")
+    with pytest.raises(ValueError, match="final_lr_fraction"):
+        CellCutterConfig(final_lr_fraction=1.5)
+
+
+def test_divergence_guard_restores_the_best_epoch_at_half_the_rate(caplog):
+    network = torch.nn.Linear(2, 1)
+    optimizer = torch.optim.Adam(network.parameters(), lr=0.1)
+    guard = _DivergenceGuard(0.25, (network, optimizer))
+    starts, steps = [], []
+
+    def epoch(loss: float) -> None:
+        guard.before_epoch()
+        starts.append(network.weight.detach().clone())
+        step = optimizer.state_dict()["state"].get(0, {}).get("step")
+        steps.append(None if step is None else float(step))  # the live tensor moves on
+        network.weight.data.normal_()
+        network(torch.ones(1, 2)).sum().backward()
+        optimizer.step()
+        guard.after_epoch(len(starts), loss)
+
+    epoch(20.0)
+    epoch(-20.0)  # best: the weights it started from are kept
+    epoch(-12.0)  # back up by 20 % of the fall from 20 to -20: noise, training goes on
+    assert guard.lr_scale == 1.0 and not torch.equal(network.weight, starts[1])
+    with caplog.at_level("INFO", logger="subcell.plugins.cellcutter.training"):
+        epoch(-8.0)  # 30 %: diverged
+    assert guard.lr_scale == 0.5
+    assert torch.equal(network.weight, starts[1])
+    assert float(optimizer.state_dict()["state"][0]["step"]) == steps[1] == 1
+    assert "weights epoch 2 started from" in caplog.text
+    off = _DivergenceGuard(0.0, (network,))
+    off.before_epoch()
+    off.after_epoch(1, -20.0)
+    off.after_epoch(2, 100.0)
+    assert off.lr_scale == 1.0 and off.snapshot is None
+
+
+def test_training_rolls_back_when_the_loss_diverges(caplog):
+    image, labels, markers = _touching_cells()
+    # A rate far too high for Adam: the loss leaves its best and the guard must step in.
+    config = _tiny_config(epochs=20, learning_rate=0.5, rollback_rise=0.1)
+    with caplog.at_level("INFO", logger="subcell.plugins.cellcutter.training"):
+        network, history = train_cellcutter(image, markers, labels > 0, config)
+    rollbacks = caplog.text.count("back to the weights")
+    assert rollbacks >= 1 and len(history) == 20
+    # Each rollback halves the rate: the message reports the running factor.
+    assert f"at {0.5**rollbacks:.3g} x the learning rate" in caplog.text
+    assert all(torch.isfinite(p).all() for p in network.parameters())
 
 
 def _clumped_cells(size: int = 192, spacing: float = 30.0, seed: int = 0):

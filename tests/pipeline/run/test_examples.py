@@ -64,7 +64,8 @@ def test_cellcutter_pipeline_runs_cellcutter_and_its_baseline_on_the_phantom(reg
     assert sim.n_tiles == 2 and sim.tile_px == (1024, 1024)  # clumped-epi-1024
     cut, baseline = pipeline.steps["cellcutter"].settings, pipeline.steps["watershed"].settings
     assert not cut.baseline and baseline.baseline
-    assert cut.config.method.config.network.epochs == 300  # configs/cellcutter/method.yaml
+    network = cut.config.method.config.network  # configs/cellcutter/method.yaml
+    assert network.epochs == 300 and network.num_res_units == 2 and network.rollback_rise > 0
     assert all(pipeline.steps[f"eval-{n}"].settings.instances for n in ("cellcutter", "watershed"))
     assert set(pipeline.steps["report"].inputs["metrics"]) == {"cellcutter", "marker watershed"}
     tiny = load_pipeline(PIPELINES / "tiny" / "cellcutter.yaml", out=tmp_path, registry=registry)

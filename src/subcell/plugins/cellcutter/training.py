@@ -5,7 +5,8 @@ probability that a pixel belongs to the marker's cell. It is trained with
 :class:`~subcell.plugins.cellcutter.loss.CellCutterLoss` on batches of the patches of one
 window (:func:`~subcell.plugins.cellcutter.patches.area_batches`), each patch under a random
 one of the eight dihedral transforms that is undone on the output before the loss. One epoch
-is one pass over all windows of a randomly shifted tiling; Adam, constant learning rate.
+is one pass over all windows of a randomly shifted tiling; Adam, at a constant or cosine
+learning rate, optionally rolled back to its best epoch when the loss diverges.
 The network returned is an exponential moving average of the trained weights (see
 ``CellCutterConfig.weight_average_decay``): with a constant learning rate the last step alone
 can cost several points of IoU.
@@ -16,6 +17,7 @@ The network outputs logits; :func:`predict_patches` applies the sigmoid.
 from __future__ import annotations
 
 import copy
+import logging
 import math
 from collections.abc import Callable
 
@@ -39,9 +41,12 @@ from subcell.plugins.cellcutter.patches import (
 )
 from subcell.plugins.cellcutter.training_config import ACTIVATIONS, CellCutterConfig
 
+_log = logging.getLogger(__name__)
+
 __all__ = [
     "CellCutterConfig",
     "build_network",
+    "epoch_learning_rate",
     "loss_is_stable",
     "predict_patches",
     "train_cellcutter",
@@ -142,9 +147,13 @@ def train_cellcutter(
     loss_fn = CellCutterLoss(config.lambda_, config.beta, log_base=config.overlap_log_base)
     history: list[float] = []
     averaged = copy.deepcopy(network)
+    guard = _DivergenceGuard(config.rollback_rise, (network, averaged, optimizer))
     steps = 0
     network.train()
     for epoch in range(1, config.epochs + 1):
+        for group in optimizer.param_groups:
+            group["lr"] = epoch_learning_rate(config, epoch) * guard.lr_scale
+        guard.before_epoch()
         total = 0.0
         for index in area_batches(markers, data.shape[1:], config.batch_area_px, rng):
             codes = (
@@ -160,6 +169,7 @@ def train_cellcutter(
             steps += 1
             total += float(loss.detach()) * index.size
         history.append(total / markers.shape[0])
+        guard.after_epoch(epoch, history[-1])
         if progress is not None:
             progress(epoch, history[-1])
         if config.stable_window_epochs and loss_is_stable(
@@ -167,6 +177,73 @@ def train_cellcutter(
         ):
             break
     return averaged.cpu().eval(), history
+
+
+def epoch_learning_rate(config: CellCutterConfig, epoch: int) -> float:
+    """Adam's learning rate during ``epoch`` (counted from 1) under ``config.lr_schedule``.
+
+    Parameters
+    ----------
+    config
+        ``learning_rate``, ``lr_schedule``, ``final_lr_fraction`` and ``epochs``.
+    epoch
+        Epoch number, 1 to ``config.epochs``.
+
+    Returns
+    -------
+    float
+        ``learning_rate`` (constant), or the half cosine from it at epoch 1 down to
+        ``learning_rate * final_lr_fraction`` at the last epoch.
+    """
+    if config.lr_schedule == "constant" or config.epochs == 1:
+        return config.learning_rate
+    progress = (epoch - 1) / (config.epochs - 1)
+    final = config.final_lr_fraction
+    return config.learning_rate * (final + (1 - final) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+class _DivergenceGuard:
+    """Rolls training back to its best epoch, at half the rate, when the loss climbs away.
+
+    ``rise`` is ``CellCutterConfig.rollback_rise`` (0: never). ``stateful`` holds the
+    objects with a ``state_dict`` to snapshot and restore (networks, optimiser). Call
+    :meth:`before_epoch` and :meth:`after_epoch` around each epoch.
+    """
+
+    def __init__(self, rise: float, stateful: tuple) -> None:
+        self.rise = rise
+        self.stateful = stateful
+        self.lr_scale = 1.0
+        self.best_loss = math.inf
+        self.worst_loss = -math.inf
+        self.best_epoch = 0
+        self.snapshot: list[dict] | None = None
+        self._start: list[dict] | None = None
+
+    def before_epoch(self) -> None:
+        # An epoch's loss is measured along its steps, so the weights it vouches for are
+        # those it started from: the ones after its last step may already have diverged.
+        if self.rise > 0:
+            self._start = [copy.deepcopy(obj.state_dict()) for obj in self.stateful]
+
+    def after_epoch(self, epoch: int, loss: float) -> None:
+        if self.rise <= 0:
+            return
+        self.worst_loss = max(self.worst_loss, loss)
+        if loss < self.best_loss:
+            self.best_loss, self.best_epoch, self.snapshot = loss, epoch, self._start
+            return
+        # The rise is measured against the fall so far: the loss's own value is no scale (it
+        # crosses 0 early in training), and epochs differ by the tiling and augmentation.
+        if loss > self.best_loss + self.rise * (self.worst_loss - self.best_loss):
+            for obj, state in zip(self.stateful, self.snapshot, strict=True):
+                obj.load_state_dict(copy.deepcopy(state))
+            self.lr_scale *= 0.5
+            _log.info(
+                "cellcutter: loss %.4g at epoch %d rose from %.4g (epoch %d); back to the"
+                " weights epoch %d started from, at %.3g x the learning rate",
+                loss, epoch, self.best_loss, self.best_epoch, self.best_epoch, self.lr_scale,
+            )  # fmt: skip
 
 
 @torch.no_grad()
