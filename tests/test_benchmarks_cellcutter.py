@@ -1,25 +1,12 @@
 """benchmarks/cellcutter.py's measure of when training has settled (speed is never asserted
 here): a loss that pauses, or climbs back and falls again, is not yet stable."""
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
-
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
-
-
-def _bench():
-    spec = importlib.util.spec_from_file_location("bench_cellcutter", BENCH / "cellcutter.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+from benchmark_modules import load_benchmark
 
 
 def test_stable_epoch_waits_until_the_loss_stays_near_its_end():
-    stable_epoch = _bench().stable_epoch
+    stable_epoch = load_benchmark("cellcutter").stable_epoch
     falling = list(np.linspace(100.0, -700.0, 40)) + [-700.0] * 40
     # The fall ends at epoch 40; the 10-epoch mean comes within 2 % of -700 soon after.
     assert 40 < stable_epoch(falling) <= 50

@@ -2,25 +2,16 @@
 per-class pixel accuracy from either kind of metrics.json, PASS/FAIL, the ratio ablation and
 the tables. Nothing is trained or run here."""
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
+from benchmark_modules import load_benchmark
 
 from subcell.core.metrics import confusion_matrix, semantic_scores
 from subcell.plugins.nile_red.compartments import CLASS_NAMES
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
-
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_nile_red", BENCH / "nile_red.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("nile_red")
 
 
 def _row(acc, moc, f1=0.8):

@@ -1,34 +1,22 @@
 """Smoke test of benchmarks/simulate.py and its microsim peer script: tiny sizes, sane
 numbers. Speed itself is never asserted here."""
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pytest
+from benchmark_modules import load_benchmark
 
 from subcell.core.errors import ConfigError
-
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
-
-
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
 def sim():
-    return _load("simulate")
+    return load_benchmark("simulate")
 
 
 @pytest.fixture(scope="module")
 def peer():
-    return _load("_microsim_peer")
+    return load_benchmark("_microsim_peer")
 
 
 @pytest.fixture(scope="module")

@@ -2,13 +2,11 @@
 exactly what subcell.core.metrics gives on the same predictions (so the benchmark cannot
 silently mis-score). Speed is never asserted here."""
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
+from benchmark_modules import load_benchmark
 
 from subcell import models
 from subcell.core.metrics import class_index_map, confusion_matrix, pooled_semantic_scores
@@ -16,8 +14,6 @@ from subcell.core.model import Volume
 from subcell.pipeline.config import load_config
 from subcell.pipeline.dataset import open_dataset, write_dataset
 from subcell.pipeline.segment import segment_volume
-
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 
 # Twelve 64 x 64 images of bright beads (test split: 3 images); 80 nm pixels.
 SIMULATE = """\
@@ -38,11 +34,7 @@ ground_truth: {plugin: geometry_projection}
 
 @pytest.fixture(scope="module")
 def table1():
-    spec = importlib.util.spec_from_file_location("bench_table1", BENCH / "table1.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("table1")
 
 
 @pytest.fixture(scope="module")
