@@ -65,7 +65,7 @@ def test_cellcutter_pipeline_runs_cellcutter_and_its_baseline_on_the_phantom(reg
     cut, baseline = pipeline.steps["cellcutter"].settings, pipeline.steps["watershed"].settings
     assert not cut.baseline and baseline.baseline
     network = cut.config.method.config.network  # configs/cellcutter/method.yaml
-    assert network.epochs == 300 and network.num_res_units == 2 and network.rollback_rise > 0
+    assert network.epochs == 300 and network.num_res_units == 0 and network.rollback_rise == 0
     assert all(pipeline.steps[f"eval-{n}"].settings.instances for n in ("cellcutter", "watershed"))
     assert set(pipeline.steps["report"].inputs["metrics"]) == {"cellcutter", "marker watershed"}
     tiny = load_pipeline(PIPELINES / "tiny" / "cellcutter.yaml", out=tmp_path, registry=registry)
