@@ -9,7 +9,7 @@ from subcell import models
 from subcell.cli import main
 from subcell.core.errors import ConfigError, SubcellError
 from subcell.pipeline.config import load_config
-from subcell.pipeline.dataset import write_dataset
+from subcell.pipeline.dataset import open_dataset, write_dataset
 from subcell.pipeline.training import loop, train
 
 SIMULATE = """\
@@ -83,6 +83,14 @@ def test_training_learns_beads_and_writes_a_loadable_model(trained):
     loaded = models.load(trained.path)
     assert loaded.network.training is False
     assert loaded.card == card
+
+
+def test_fresh_sigmoid_network_starts_at_the_bead_prior(trained, dataset):
+    prior = trained.card["training"]["output_prior"]
+    data = open_dataset(dataset)
+    train_masks = np.stack([np.asarray(data.masks[i]) for i in data.split("train")])
+    assert prior["fractions"][0] == pytest.approx(train_masks.mean(), rel=1e-6)
+    np.testing.assert_allclose(prior["mean_logit_after"], prior["target_logits"], atol=1e-3)
 
 
 def test_threshold_is_the_best_on_validation(trained):

@@ -171,6 +171,12 @@ class TrainConfig:
         Stop when validation mIoU has not improved for this many epochs (0: never).
     freeze_encoder
         With ``--init-from``: keep the encoder's weights fixed (transfer learning).
+    prior_output_bias
+        Sigmoid head, fresh network: before training, set the output bias so the network
+        predicts each class's foreground fraction in the training masks (the log-odds;
+        Lin et al. 2017) instead of p = 0.5. For sparse classes (vesicles) this decides
+        whether the background is ever pushed down; off reproduces models trained before
+        the option existed.
     normalization_percentiles
         Each input channel is mapped so these percentiles go to 0 and 1.
     threshold
@@ -209,6 +215,7 @@ class TrainConfig:
     plateau_patience: int = attrs.field(default=3, converter=int, validator=_non_negative)
     early_stopping_patience: int = attrs.field(default=8, converter=int, validator=_non_negative)
     freeze_encoder: bool = False
+    prior_output_bias: bool = True
     normalization_percentiles: tuple[float, float] = attrs.field(
         default=(1.0, 99.8), validator=percentile_pair
     )

@@ -19,6 +19,7 @@ from subcell.pipeline.train_schema import InputConfig
 from subcell.pipeline.training import checkpoint
 from subcell.pipeline.training.data import SampleSet, augmenter, batches, training_view
 from subcell.pipeline.training.evaluation import calibrate_threshold, score_split
+from subcell.pipeline.training.prior import foreground_fractions, set_output_prior
 from subcell.pipeline.training.setup import (
     build,
     choose_device,
@@ -130,6 +131,9 @@ def train(
     val_set = SampleSet(
         dataset, "val", spatial, config.normalization_percentiles, config.val_max_images
     )
+    if state is None and init_from is None and config.prior_output_bias:
+        if config.head == "sigmoid":
+            training["output_prior"] = _set_prior(network, train_set, config, torch_device)
     loss_fn = loss_function(config, len(dataset.class_names), torch_device)
     card_of = _card_factory(config, dataset, net_config, multiple, training)
     runner = _EpochRunner(config, network, optimizer, loss_fn, torch_device, train_set)
@@ -228,6 +232,26 @@ class _EpochRunner:
         return len(self.config.patch_px)
 
 
+def _set_prior(network, samples: SampleSet, config: TrainConfig, device) -> dict:
+    """Set the output bias to the training masks' foreground log-odds (:mod:`.prior`)."""
+    rng = np.random.default_rng([config.seed, 0, 2])
+    order = rng.permutation(len(samples))[: config.batch_size]
+    example, _ = next(
+        batches(
+            samples,
+            order,
+            batch_size=config.batch_size,
+            patch=tuple(config.patch_px),
+            head=config.head,
+            transform=lambda item: item,
+            rng=rng,
+        )
+    )
+    indices = sorted({index for index, _ in samples.samples})
+    fractions = foreground_fractions(samples.dataset.masks, indices)
+    return set_output_prior(network, example.to(device), fractions)
+
+
 def run_identity(config: TrainConfig, dataset, init_from: str | None) -> str:
     """What defines a run: its config, the data's simulation config and the starting model.
 
@@ -245,7 +269,13 @@ def run_identity(config: TrainConfig, dataset, init_from: str | None) -> str:
     return config_hash({"config": plain, "data": data, "init_from": init_from})
 
 
-_LATER_DEFAULTS = {"classes": [], "input": unstructure(InputConfig())}
+# Values that reproduce runs made before the option existed (prior_output_bias: those
+# started from p = 0.5).
+_LATER_DEFAULTS = {
+    "classes": [],
+    "input": unstructure(InputConfig()),
+    "prior_output_bias": False,
+}
 
 
 def _check_patch(config: TrainConfig, spatial_dims: int, multiple: int) -> None:
