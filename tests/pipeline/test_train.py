@@ -93,6 +93,18 @@ def test_fresh_sigmoid_network_starts_at_the_bead_prior(trained, dataset):
     np.testing.assert_allclose(prior["mean_logit_after"], prior["target_logits"], atol=1e-3)
 
 
+def test_a_network_without_a_settable_output_bias_trains_from_p_half(
+    dataset, train_config, tmp_path, monkeypatch
+):
+    def refuse(*args):
+        raise ValueError("no output convolution found")
+
+    monkeypatch.setattr(loop, "set_output_prior", refuse)
+    with pytest.warns(UserWarning, match="prior_output_bias skipped: no output convolution"):
+        result = train(train_config("epochs=1"), dataset, tmp_path / "m", progress=False)
+    assert result.card["training"]["output_prior"] == {"skipped": "no output convolution found"}
+
+
 def test_threshold_is_the_best_on_validation(trained):
     card = trained.card
     scores = card["training"]["threshold_calibration_val_miou"]

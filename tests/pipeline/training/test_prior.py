@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import torch
-from monai.networks.nets import AttentionUnet, BasicUNet, UNet
+from monai.networks.nets import AttentionUnet, BasicUNet, FlexibleUNet, UNet
 
 from subcell.pipeline.config import load_config
 from subcell.pipeline.training import loop
@@ -14,6 +14,7 @@ NETWORKS = {
     "unet-residual": lambda k: UNet(2, 1, k, channels=(4, 8, 16), strides=(2, 2), num_res_units=2),
     "basic-unet": lambda k: BasicUNet(2, 1, k, features=(4, 4, 8, 8, 16, 4)),
     "attention-unet": lambda k: AttentionUnet(2, 1, k, channels=(4, 8, 16), strides=(2, 2)),
+    "flexible-unet": lambda k: FlexibleUNet(1, k, "resnet10", pretrained=False, spatial_dims=2),
 }
 
 

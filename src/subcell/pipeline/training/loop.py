@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -131,9 +132,9 @@ def train(
     val_set = SampleSet(
         dataset, "val", spatial, config.normalization_percentiles, config.val_max_images
     )
-    if state is None and init_from is None and config.prior_output_bias:
-        if config.head == "sigmoid":
-            training["output_prior"] = _set_prior(network, train_set, config, torch_device)
+    fresh = state is None and init_from is None
+    if fresh and config.prior_output_bias and config.head == "sigmoid":
+        training["output_prior"] = _set_prior(network, train_set, config, torch_device)
     loss_fn = loss_function(config, len(dataset.class_names), torch_device)
     card_of = _card_factory(config, dataset, net_config, multiple, training)
     runner = _EpochRunner(config, network, optimizer, loss_fn, torch_device, train_set)
@@ -249,7 +250,11 @@ def _set_prior(network, samples: SampleSet, config: TrainConfig, device) -> dict
     )
     indices = sorted({index for index, _ in samples.samples})
     fractions = foreground_fractions(samples.dataset.masks, indices)
-    return set_output_prior(network, example.to(device), fractions)
+    try:
+        return set_output_prior(network, example.to(device), fractions)
+    except ValueError as error:  # a plugin network whose output has no settable bias
+        warnings.warn(f"prior_output_bias skipped: {error}", stacklevel=2)
+        return {"skipped": str(error)}
 
 
 def run_identity(config: TrainConfig, dataset, init_from: str | None) -> str:

@@ -5,8 +5,8 @@ A freshly initialised network predicts p ≈ 0.5 everywhere. For sparse classes 
 cover 0.3 % of their images) the optimiser then spends its first thousand steps pulling the
 whole background down, and with Dice + focal loss it may never finish: the focal term
 barely penalises p = 0.27 on background and the batch Dice, swamped by that background
-mass, gives it almost no gradient. The bundled vesicles model trained that way kept
-p ≈ 0.27 on every background pixel. Setting the output bias to the log-odds of the
+mass, gives it almost no gradient. An earlier bundled vesicles model, trained that way,
+kept p ≈ 0.27 on every background pixel. Setting the output bias to the log-odds of the
 foreground fraction (Lin et al. 2017, "Focal loss for dense object detection", §4.1)
 removes that phase.
 """
