@@ -95,7 +95,12 @@ def test_json_has_the_table_and_scores_in_range(report):
     assert report["paper"]["mitochondria"]["otsu"] == [0.82, 0.79]
     assert report["paper"]["vesicles"]["unet"] == [0.89, 0.91]
     task = report["tasks"]["mitochondria"]
-    assert set(task["methods"]) == {"otsu", "otsu:smooth_sigma_px=1", "standin-beads"}
+    assert set(task["methods"]) == {
+        "otsu",
+        "otsu:smooth_sigma_px=1",
+        "standin-beads",
+        "standin-beads+tta",
+    }
     assert task["model"] == "standin-beads"
     assert task["data"]["n_test"] == 3 and task["data"]["voxel_nm"][-1] == 80.0
     for name, record in task["methods"].items():
@@ -107,7 +112,10 @@ def test_json_has_the_table_and_scores_in_range(report):
     assert task["methods"]["standin-beads"]["paper"] == [0.92, 0.94]
     assert isinstance(task["target_met"], bool)
     # An untrained network cannot meet the target.
-    assert task["target_met"] is False
+    assert task["target_met"] is False and task["target_met_tta"] is False
+    # A random network is not symmetric: the eight views change its answer.
+    plain, augmented = task["methods"]["standin-beads"], task["methods"]["standin-beads+tta"]
+    assert plain["confusions"] != augmented["confusions"]
 
 
 def test_otsu_score_equals_core_metrics_on_the_same_predictions(report, dataset):

@@ -338,3 +338,19 @@ def test_dataset_inputs_refuse_file_outputs_and_split_needs_a_dataset(
         "test",
     )
     assert status == 2 and "--split needs a dataset" in err
+
+
+def test_tta_is_recorded_and_refused_for_baselines(model_dir, dataset_path, tmp_path, capsys):
+    truth = disc(shape=(96, 100), radius=20)
+    image = grey_png(tmp_path / "img.png", noisy(truth))
+    out = tmp_path / "mask.tif"
+    status, _, err = run(
+        capsys, "segment", image, "--model", model_dir, "--out", out, "--pixel-nm", 100, "--tta"
+    )
+    assert status == 0, err
+    assert abs(radius(tifffile.imread(out) > 0) - 20) <= 1
+    assert json.loads(Path(f"{out}.provenance.json").read_text())["config"]["tta"] is True
+    for source, target in ((image, tmp_path / "otsu.tif"), (dataset_path, tmp_path / "p.zarr")):
+        status, _, err = run(capsys, "segment", source, "--model", "otsu", "--out", target, "--tta")
+        assert status == 2 and "is for learned models" in err and "Traceback" not in err
+        assert not target.exists()

@@ -93,11 +93,11 @@ def write_zarr(path, data, axes="zyx", chunks=None):
     return path
 
 
-def whole_image(model_dir, image_czyx):
+def whole_image(model_dir, image_czyx, tta=False):
     """Whole-image MONAI sliding-window inference, as the in-memory path runs it."""
     model = models.load(model_dir)
     normalized, _ = normalize(image_czyx, model.card["normalization"])
-    probs = predict_probabilities(model, normalized)
+    probs = predict_probabilities(model, normalized, tta=tta)
     return probs, class_masks(probs, "sigmoid", 0.5)
 
 
@@ -152,6 +152,23 @@ def test_chunked_mask_equals_whole_image_inference_2d(model2d, stack, tmp_path, 
     assert np.abs(probs.astype(np.float32) - ref_probs).max() <= 2.5e-4
     assert 0.05 < ref_mask.mean() < 0.95  # a mask with plenty of edges to disagree on
     assert result.n_blocks == len(result.plan)
+
+
+def test_chunked_tta_equals_whole_image_tta(model2d, stack, tmp_path):
+    path, image = stack
+    ref_probs, ref_mask = whole_image(model2d, image[None], tta=True)
+    plain_probs, _ = whole_image(model2d, image[None])
+    out = tmp_path / "out.zarr"
+    chunked(path, model2d, out, block=(2, 100, 77), tta=True)
+    probs, mask, _ = arrays(out)
+    assert (mask == ref_mask).mean() >= 0.999
+    assert np.abs(probs.astype(np.float32) - ref_probs).max() <= 2.5e-4
+    # A random network is not symmetric: the views change its answer.
+    assert np.abs(ref_probs - plain_probs).max() > 0.01
+    attributes = read_result(out)["attrs"]
+    assert attributes["provenance"]["config"]["tta"] is True and attributes["chunked"]["tta"]
+    with pytest.raises(VolumeError, match="different segmentation job"):
+        chunked(path, model2d, out, block=(2, 100, 77))
 
 
 @pytest.mark.parametrize("block", [(12, 24, 24), (20, 45, 35)])

@@ -117,6 +117,7 @@ def run_chunked(args: argparse.Namespace, registry=None) -> int:
         axes=args.axes,
         overwrite=args.overwrite,
         registry=registry if registry is not None else cli_registry(),
+        tta=getattr(args, "tta", False),
     )
     print(summary(result))
     return 0

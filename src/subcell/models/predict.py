@@ -32,6 +32,7 @@ __all__ = [
     "network_input",
     "normalize",
     "predict_probabilities",
+    "tta_views",
     "window_size",
 ]
 
@@ -123,6 +124,7 @@ def predict_probabilities(
     device: str | None = None,
     overlap: float = 0.25,
     batch_size: int = 4,
+    tta: bool = False,
 ) -> np.ndarray:
     """Class probabilities of a normalised image by Gaussian-blended sliding windows.
 
@@ -141,11 +143,22 @@ def predict_probabilities(
         Fraction of window overlap (MONAI ``sliding_window_inference``).
     batch_size
         Windows per forward pass.
+    tta
+        Test-time augmentation: average the probabilities of the in-plane views the model
+        was trained to see (:func:`tta_views`: up to the 8 flips and 90-degree rotations),
+        each mapped back to the image. Costs one prediction per view.
 
     Returns
     -------
     numpy.ndarray
         (K, Z, Y, X) float32 probabilities of the K foreground classes.
+
+    Raises
+    ------
+    VolumeError
+        The image does not have the model's channel count.
+    ModelError
+        ``tta`` for a model trained without flips or rotations.
     """
     import torch
     from monai.inferers import sliding_window_inference
@@ -168,13 +181,14 @@ def predict_probabilities(
     else:
         batch = batch[None]
         patch = tuple(card["patch_px"][-3:])
+    predictor = _tta_predictor(network, tta_views(card), card["head"]) if tta else network
     roi = window_size(patch, tuple(batch.shape[2:]), divisor)
     with torch.inference_mode():
         logits = sliding_window_inference(
             batch,
             roi_size=roi,
             sw_batch_size=batch_size,
-            predictor=network,
+            predictor=predictor,
             overlap=overlap,
             mode="gaussian",
             sw_device=run_device,
@@ -184,6 +198,84 @@ def predict_probabilities(
     if spatial_dims == 2:
         return probs.permute(1, 0, 2, 3).numpy().astype(np.float32, copy=False)
     return probs[0].numpy().astype(np.float32, copy=False)
+
+
+def tta_views(card: dict) -> tuple[tuple[int, bool], ...]:
+    """The in-plane views of test-time augmentation for a model: (quarter turns, x flip).
+
+    The dihedral group of the square (4 rotations, each with and without a flip), cut to
+    what the model's training augmentation showed it (``training.config.augment``): flips
+    only, rotations only, or both. Rotations are in the y-x plane, where the optics are
+    symmetric; z is never flipped (a 3D PSF is not symmetric in depth off focus). A card
+    without a training record (a model from elsewhere) gets all 8 views.
+
+    Raises
+    ------
+    ModelError
+        The model was trained without flips and without rotations: its predictions on
+        turned images would be no better than guesses.
+    """
+    from subcell.models import ModelError
+
+    augment = ((card.get("training") or {}).get("config") or {}).get("augment")
+    if augment is None:
+        augment = {"flip": True, "rotate90": True}
+    flips, turns = bool(augment.get("flip")), bool(augment.get("rotate90"))
+    if not (flips or turns):
+        raise ModelError(
+            f"model {card.get('name')!r} was trained without flips or 90-degree rotations; "
+            f"test-time augmentation needs a model trained with them"
+        )
+    return tuple(
+        (k, flip)
+        for k in (range(4) if turns else (0,))
+        for flip in ((False, True) if flips else (False,))
+    )
+
+
+def _tta_predictor(network, views, head: str):
+    """A window predictor that averages ``network``'s probabilities over ``views``.
+
+    Each window is turned and flipped, predicted, and mapped back; the mean probabilities
+    return as logits, so the sliding windows blend and activate them as they do the plain
+    network's. Augmenting window by window keeps the window grid of plain inference, so a
+    block of the chunked path gets exactly the whole image's answer.
+    """
+    import torch
+
+    # Probabilities this close to 0 or 1 are clipped before the logit: finite in float32.
+    tiny = 1e-7
+
+    def predict(window):
+        total = None
+        for turns, flip in views:
+            logits = network(_view(window, turns, flip)).float()
+            if head == "sigmoid":
+                probs = torch.sigmoid(logits)
+            else:
+                probs = torch.softmax(logits, dim=1)
+            probs = _unview(probs, turns, flip)
+            total = probs if total is None else total.add_(probs)
+        mean = (total / len(views)).clamp_(tiny, 1 - tiny)
+        return torch.logit(mean) if head == "sigmoid" else torch.log(mean)
+
+    return predict
+
+
+def _view(batch, turns: int, flip: bool):
+    """``batch`` (N, C, ..., Y, X) turned by ``turns`` quarter turns, then flipped in x."""
+    import torch
+
+    view = torch.rot90(batch, turns, dims=(-2, -1)) if turns else batch
+    return torch.flip(view, dims=(-1,)) if flip else view
+
+
+def _unview(probs, turns: int, flip: bool):
+    """Undo :func:`_view`: flip back, then turn back."""
+    import torch
+
+    back = torch.flip(probs, dims=(-1,)) if flip else probs
+    return torch.rot90(back, -turns, dims=(-2, -1)) if turns else back
 
 
 def class_masks(probabilities: np.ndarray, head: str, threshold: float = 0.5) -> np.ndarray:

@@ -30,6 +30,7 @@ def segment_dataset(
     device: str | None = None,
     registry=None,
     progress: bool | None = None,
+    tta: bool = False,
 ) -> Path:
     """Segment one split (or all) of a simulated dataset into ``out`` (a prediction group).
 
@@ -46,7 +47,7 @@ def segment_dataset(
         ``all``, ``train``, ``val`` or ``test``.
     instances
         Also write instance labels.
-    pixel_nm, device, registry
+    pixel_nm, device, registry, tta
         As for :func:`subcell.pipeline.segment.run_segment`.
     progress
         Show a progress bar (None: only on a terminal).
@@ -63,7 +64,7 @@ def segment_dataset(
     """
     from subcell.core.model import Volume
     from subcell.pipeline.dataset import open_dataset
-    from subcell.pipeline.segment import resolve_method, run_segment
+    from subcell.pipeline.segment import check_tta, resolve_method, run_segment
 
     path, out = Path(path), Path(out)
     if split not in SPLITS:
@@ -75,6 +76,7 @@ def segment_dataset(
     if not chosen:
         raise VolumeError(f"{path}: the {split} split holds no images")
     method = resolve_method(method, device=device, registry=registry)
+    check_tta(method, tta)
     lead = tuple(data.images.shape[1:-4])  # (T,) for videos, else ()
     items = [(row, index, frame) for row, index in enumerate(chosen) for frame in np.ndindex(*lead)]
     group = None
@@ -92,6 +94,7 @@ def segment_dataset(
                 instances=instances,
                 device=device,
                 registry=registry,
+                tta=tta,
             ).masks
             if group is None:
                 group = prediction_group(
@@ -102,7 +105,11 @@ def segment_dataset(
                     split=split,
                     images=chosen,
                     instances=instances,
-                    attributes={"complete": False, "method": f"{method.kind} {method.name}"},
+                    attributes={
+                        "complete": False,
+                        "method": f"{method.kind} {method.name}",
+                        "tta": tta,
+                    },
                 )
             group["mask"][(row, *frame)] = masks.semantic
             if instances:

@@ -283,6 +283,7 @@ def segment_file(
     device: str | None = None,
     overlay: str | os.PathLike | None = None,
     registry: Registry | None = None,
+    tta: bool = False,
 ) -> SegmentResult:
     """Read an image, segment it, write the mask (with provenance) and optionally an overlay.
 
@@ -290,7 +291,7 @@ def segment_file(
     ----------
     image
         TIFF, PNG, NumPy or zarr file that fits in memory.
-    method, pixel_nm, instances, device, registry
+    method, pixel_nm, instances, device, registry, tta
         As :func:`~subcell.pipeline.segment.segment_volume`.
     out
         The mask file (:func:`write_segmentation`).
@@ -305,13 +306,20 @@ def segment_file(
     if overlay is not None and Path(overlay).suffix.lower() != ".png":
         raise VolumeError(f"{overlay}: the overlay is a PNG; name it .png")
     result = run_segment(
-        volume, method, pixel_nm=pixel_nm, instances=instances, device=device, registry=registry
+        volume,
+        method,
+        pixel_nm=pixel_nm,
+        instances=instances,
+        device=device,
+        registry=registry,
+        tta=tta,
     )
     settings = {
         "method": str(method),
         "pixel_nm": pixel_nm,
         "instances": instances,
         "device": device,
+        "tta": tta,
     }
     provenance = segmentation_provenance(result, image=image, settings=settings, registry=registry)
     write_segmentation(result.masks, out, instances=instances, attrs=provenance)

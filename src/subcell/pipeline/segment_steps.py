@@ -220,15 +220,17 @@ def probabilities_on_grid(
     scale: tuple[float, float, float],
     *,
     device: str | None = None,
+    tta: bool = False,
 ) -> np.ndarray:
     """Class probabilities (K, Z, Y, X) on the input's grid of a normalised (C, Z, Y, X) image.
 
     The image is resampled to the model's pixel size (``scale`` per axis), predicted with
-    Gaussian-blended sliding windows, and the probabilities resampled back.
+    Gaussian-blended sliding windows (averaged over flipped and turned views with ``tta``),
+    and the probabilities resampled back.
     """
     spatial = tuple(normalized.shape[1:])
     target = grid_shape(spatial, scale)
-    probs = predict_probabilities(model, resample(normalized, target), device=device)
+    probs = predict_probabilities(model, resample(normalized, target), device=device, tta=tta)
     return resample(probs, spatial)
 
 

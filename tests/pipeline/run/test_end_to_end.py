@@ -47,6 +47,7 @@ steps:
     images: ${steps.sim.out}
     model: ${steps.train.out}
     split: test
+    tta: true
   otsu:
     step: segment
     config: {segmenter: {plugin: otsu, class_name: bead}}
@@ -93,6 +94,8 @@ def test_the_tiny_pipeline_runs_every_step_into_its_folder(tiny):
     assert prediction["mask"].shape == (len(test), 1, 1, 64, 64)
     assert prediction["instances"].shape == (len(test), 1, 64, 64)
     assert prediction.attrs["images"] == test
+    ours_group = zarr.open_group(str(out / "seg" / "prediction.zarr"), mode="r")
+    assert ours_group.attrs["tta"] is True and prediction.attrs["tta"] is False
     ours = json.loads((out / "ev" / "metrics.json").read_text())
     otsu = json.loads((out / "ev-otsu" / "metrics.json").read_text())
     assert ours["n_images"] == otsu["n_images"] == len(test)

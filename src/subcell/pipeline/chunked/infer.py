@@ -154,6 +154,8 @@ class BlockJob:
         The input's (T, C, Z, Y, X) shape.
     torch_threads
         Torch threads per worker process; None leaves torch's default.
+    tta
+        Test-time augmentation (:func:`~subcell.models.predict.predict_probabilities`).
     """
 
     source: SourceSpec
@@ -167,6 +169,7 @@ class BlockJob:
     token: str
     shape: tuple[int, int, int, int, int]
     torch_threads: int | None = None
+    tta: bool = False
 
 
 def worker_device(device: str) -> str:
@@ -218,13 +221,13 @@ def predict_block(model, job: BlockJob, block: Block) -> np.ndarray:
         shape = tuple(s.stop - s.start for s in block.core[1:])
         return np.zeros((n_classes, *shape), dtype=np.float32)
     if job.scale == (1.0, 1.0, 1.0):
-        probs = probabilities_on_grid(model, normalized, job.scale)
+        probs = probabilities_on_grid(model, normalized, job.scale, tta=job.tta)
         return np.ascontiguousarray(probs[(slice(None), *block.inner[1:])])
     # Rescaled: resample in the whole image's coordinates, so the windows fall where the
     # whole image's do (probabilities_on_grid would resample the block on its own).
     windows = job.plan.windows
     on_model = rescale.to_model_grid(normalized, block, windows)
-    probs = predict_probabilities(model, on_model)
+    probs = predict_probabilities(model, on_model, tta=job.tta)
     return rescale.to_input_grid(probs, block, windows)
 
 

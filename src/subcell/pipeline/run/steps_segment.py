@@ -60,6 +60,8 @@ class SegmentStepConfig:
         With file inputs, also write each image with class outlines as a PNG.
     device
         ``cpu`` or ``cuda`` for learned models; not part of the reuse hash.
+    tta
+        Test-time augmentation for learned models (``subcell segment --tta``).
     """
 
     config: SegmentConfig | None = None
@@ -69,6 +71,7 @@ class SegmentStepConfig:
     pixel_nm: float = attrs.field(default=0.0, converter=float, validator=_non_negative)
     overlays: bool = False
     device: str = attrs.field(default="cpu", metadata={"hash": False})
+    tta: bool = False
 
 
 class SegmentStep:
@@ -131,6 +134,7 @@ class SegmentStep:
             device=self.config.device,
             overlay=overlay,
             registry=registry,
+            tta=self.config.tta,
         )
         return out
 
@@ -145,6 +149,7 @@ class SegmentStep:
             device=self.config.device,
             registry=registry,
             progress=context.show_progress(),
+            tta=self.config.tta,
         )
 
 
