@@ -10,13 +10,13 @@ import torch
 from scipy import ndimage as ndi
 from skimage.segmentation import find_boundaries
 
-from subcell.core.errors import VolumeError
-from subcell.plugins.cellcutter.augment import (
+from subcell.core.dihedral import (
     apply_dihedral,
     apply_dihedral_batch,
     undo_dihedral,
     undo_dihedral_batch,
 )
+from subcell.core.errors import VolumeError
 from subcell.plugins.cellcutter.loss import CellCutterLoss, cross_patch_log_sum
 from subcell.plugins.cellcutter.patches import (
     area_batches,

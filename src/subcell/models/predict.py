@@ -200,14 +200,15 @@ def predict_probabilities(
     return probs[0].numpy().astype(np.float32, copy=False)
 
 
-def tta_views(card: dict) -> tuple[tuple[int, bool], ...]:
-    """The in-plane views of test-time augmentation for a model: (quarter turns, x flip).
+def tta_views(card: dict) -> tuple[int, ...]:
+    """The views of test-time augmentation for a model, as dihedral transform codes.
 
-    The dihedral group of the square (4 rotations, each with and without a flip), cut to
-    what the model's training augmentation showed it (``training.config.augment``): flips
-    only, rotations only, or both. Rotations are in the y-x plane, where the optics are
-    symmetric; z is never flipped (a 3D PSF is not symmetric in depth off focus). A card
-    without a training record (a model from elsewhere) gets all 8 views.
+    Codes are those of :mod:`subcell.core.dihedral` (flips and transposes of y and x). A
+    model sees the group its training augmentation showed it (``training.config.augment``):
+    the flips of each axis (4 views), the quarter turns (4), or both (all 8). All act in
+    the y-x plane, where the optics are symmetric; z is never flipped (a 3D PSF is not
+    symmetric in depth off focus). A card without a training record (a model from
+    elsewhere) gets all 8 views.
 
     Raises
     ------
@@ -215,6 +216,7 @@ def tta_views(card: dict) -> tuple[tuple[int, bool], ...]:
         The model was trained without flips and without rotations: its predictions on
         turned images would be no better than guesses.
     """
+    from subcell.core.dihedral import FLIP_CODES, N_DIHEDRAL, TURN_CODES
     from subcell.models import ModelError
 
     augment = ((card.get("training") or {}).get("config") or {}).get("augment")
@@ -226,56 +228,41 @@ def tta_views(card: dict) -> tuple[tuple[int, bool], ...]:
             f"model {card.get('name')!r} was trained without flips or 90-degree rotations; "
             f"test-time augmentation needs a model trained with them"
         )
-    return tuple(
-        (k, flip)
-        for k in (range(4) if turns else (0,))
-        for flip in ((False, True) if flips else (False,))
-    )
+    if flips and turns:
+        return tuple(range(N_DIHEDRAL))
+    return FLIP_CODES if flips else TURN_CODES
 
 
 def _tta_predictor(network, views, head: str):
     """A window predictor that averages ``network``'s probabilities over ``views``.
 
-    Each window is turned and flipped, predicted, and mapped back; the mean probabilities
-    return as logits, so the sliding windows blend and activate them as they do the plain
-    network's. Augmenting window by window keeps the window grid of plain inference, so a
-    block of the chunked path gets exactly the whole image's answer.
+    Each window is transformed (:func:`subcell.core.dihedral.apply_dihedral`), predicted,
+    and mapped back; the mean probabilities return as logits, so the sliding windows blend
+    and activate them as they do the plain network's. Augmenting window by window keeps the
+    window grid of plain inference, so a block of the chunked path gets exactly the whole
+    image's answer.
     """
     import torch
+
+    from subcell.core.dihedral import apply_dihedral, undo_dihedral
 
     # Probabilities this close to 0 or 1 are clipped before the logit: finite in float32.
     tiny = 1e-7
 
     def predict(window):
         total = None
-        for turns, flip in views:
-            logits = network(_view(window, turns, flip)).float()
+        for code in views:
+            logits = network(apply_dihedral(window, code)).float()
             if head == "sigmoid":
                 probs = torch.sigmoid(logits)
             else:
                 probs = torch.softmax(logits, dim=1)
-            probs = _unview(probs, turns, flip)
+            probs = undo_dihedral(probs, code)
             total = probs if total is None else total.add_(probs)
         mean = (total / len(views)).clamp_(tiny, 1 - tiny)
         return torch.logit(mean) if head == "sigmoid" else torch.log(mean)
 
     return predict
-
-
-def _view(batch, turns: int, flip: bool):
-    """``batch`` (N, C, ..., Y, X) turned by ``turns`` quarter turns, then flipped in x."""
-    import torch
-
-    view = torch.rot90(batch, turns, dims=(-2, -1)) if turns else batch
-    return torch.flip(view, dims=(-1,)) if flip else view
-
-
-def _unview(probs, turns: int, flip: bool):
-    """Undo :func:`_view`: flip back, then turn back."""
-    import torch
-
-    back = torch.flip(probs, dims=(-1,)) if flip else probs
-    return torch.rot90(back, -turns, dims=(-2, -1)) if turns else back
 
 
 def class_masks(probabilities: np.ndarray, head: str, threshold: float = 0.5) -> np.ndarray:

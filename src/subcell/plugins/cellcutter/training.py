@@ -24,14 +24,14 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from subcell.core.errors import VolumeError
-from subcell.plugins.cellcutter.augment import (
+from subcell.core.dihedral import (
     N_DIHEDRAL,
     apply_dihedral,
     apply_dihedral_batch,
     undo_dihedral,
     undo_dihedral_batch,
 )
+from subcell.core.errors import VolumeError
 from subcell.plugins.cellcutter.loss import CellCutterLoss
 from subcell.plugins.cellcutter.patches import (
     area_batches,

@@ -2,9 +2,13 @@
 
 Transform ``t`` in ``0..7`` is read as bits: bit 0 flips the last axis (x), bit 1 flips the
 second-last axis (y), bit 2 transposes the last two axes; they are applied in that order and
-undone in the reverse order. All eight are used (the public cellcutter code draws ``t`` from
-``0..3`` and so never transposes). The functions take torch tensors or numpy arrays of shape
-``(..., k, k)``.
+undone in the reverse order. The functions take torch tensors or numpy arrays of shape
+``(..., k, k)`` (any ``(..., h, w)`` for the codes below 4, and for a transpose whose result
+may be ``(..., w, h)``).
+
+Used by the cellcutter training (all eight; the public cellcutter code draws ``t`` from
+``0..3`` and so never transposes) and by test-time augmentation
+(:func:`subcell.models.predict.tta_views`), which needs the subgroups below.
 """
 
 from __future__ import annotations
@@ -15,7 +19,9 @@ import numpy as np
 import torch
 
 __all__ = [
+    "FLIP_CODES",
     "N_DIHEDRAL",
+    "TURN_CODES",
     "apply_dihedral",
     "apply_dihedral_batch",
     "undo_dihedral",
@@ -23,6 +29,11 @@ __all__ = [
 ]
 
 N_DIHEDRAL = 8
+#: The flips of x, of y and of both (a half turn): what random flips of each axis show.
+FLIP_CODES = (0, 1, 2, 3)
+#: The quarter turns: none, a half turn (3), a quarter turn (5, as ``numpy.rot90``) and
+#: three quarters (6).
+TURN_CODES = (0, 3, 5, 6)
 
 ArrayT = TypeVar("ArrayT", torch.Tensor, np.ndarray)
 
