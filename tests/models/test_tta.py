@@ -107,3 +107,14 @@ def test_tta_of_a_3d_model_turns_only_in_plane():
     inner = (slice(None), slice(2, -2), slice(2, -2))
     assert averaged.shape == (1, 4, 32, 32)
     assert np.allclose(averaged[0][inner], neighbours[inner], atol=1e-5)
+
+
+@pytest.mark.gpu
+def test_tta_on_cuda_gives_the_cpu_answer():
+    rng = np.random.default_rng(2)
+    logits = rng.normal(0, 2, (1, 2, 40, 48)).astype(np.float32)
+    cpu = predict_probabilities(_model(_card()), logits, tta=True)
+    gpu_model = _model(_card())
+    gpu_model.network.to("cuda")
+    gpu = predict_probabilities(gpu_model, logits, tta=True)
+    assert np.allclose(gpu, cpu, atol=1e-5)
