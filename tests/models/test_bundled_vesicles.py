@@ -30,17 +30,19 @@ def _volume(dataset, index):
     return Volume(image, dataset.voxel_nm, channel_names=dataset.channel_names)
 
 
-def test_vesicles_epi_scores_on_unseen_images(unseen):
+@pytest.mark.parametrize(("tta", "bounds"), [(False, (0.915, 0.905)), (True, (0.92, 0.91))])
+def test_vesicles_epi_scores_on_unseen_images(unseen, tta, bounds):
     confusions = []
     for index in range(unseen.images.shape[0]):
-        semantic = np.asarray(run_segment(_volume(unseen, index), "vesicles-epi").masks.semantic)
+        masks = run_segment(_volume(unseen, index), "vesicles-epi", tta=tta).masks
         truth = class_index_map(np.asarray(unseen.masks[index]))
-        confusions.append(confusion_matrix(truth, semantic.reshape(truth.shape), 2))
+        confusions.append(confusion_matrix(truth, masks.semantic.reshape(truth.shape), 2))
     scores = pooled_semantic_scores(confusions, ["background", "vesicles"])
-    # Measured 0.898 / 0.887; the model trained from p = 0.5 (before prior_output_bias)
-    # scored 0.850 / 0.824 here.
-    assert scores["miou"] >= 0.88
-    assert scores["f1"] >= 0.86
+    # Measured 0.928 / 0.923, with test-time augmentation 0.930 / 0.925. The model trained
+    # on 480 patches per epoch scored 0.898 / 0.887 here, and the one trained from p = 0.5
+    # (before prior_output_bias) 0.850 / 0.824.
+    assert scores["miou"] >= bounds[0]
+    assert scores["f1"] >= bounds[1]
 
 
 def test_vesicles_epi_background_probability_is_near_zero(unseen):
