@@ -190,6 +190,31 @@ def test_transfer_learning_with_a_frozen_encoder(trained, dataset, train_config,
     assert tuned.card["metrics"]["test"]["miou"] >= 0.75
 
 
+def test_a_fine_tune_is_identified_by_its_base_weights_not_their_path(
+    trained, dataset, train_config, tmp_path
+):
+    import shutil
+
+    config = train_config("epochs=1", "samples_per_epoch=8")
+    data = loop.training_view(open_dataset(dataset), config)
+    moved = shutil.copytree(trained.path, tmp_path / "elsewhere" / "base")
+    identity = loop.run_identity(config, data, str(trained.path))
+    assert loop.run_identity(config, data, str(moved)) == identity
+    assert identity != loop.run_identity(config, data, None)
+
+    tuned = train(config, dataset, tmp_path / "tuned", init_from=str(moved), progress=False)
+    sha = models.weights_sha256(moved)
+    assert tuned.card["training"]["init_from"]["weights_sha256"] == sha
+    again = train(config, dataset, tmp_path / "tuned", init_from=str(trained.path), progress=False)
+    assert again.status == "complete"
+    # A retrained base under the same path makes the fine-tune a different run: it is
+    # neither skipped as done nor silently replaced.
+    train(config, dataset, moved, overwrite=True, progress=False)
+    assert models.weights_sha256(moved) != sha
+    with pytest.raises(SubcellError, match="different model; use --overwrite"):
+        train(config, dataset, tmp_path / "tuned", init_from=str(moved), progress=False)
+
+
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [

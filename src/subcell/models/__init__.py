@@ -15,6 +15,7 @@ Examples
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from importlib import resources
@@ -47,6 +48,7 @@ __all__ = [
     "resolve",
     "save",
     "summary",
+    "weights_sha256",
 ]
 
 CARD_FILE = "card.json"
@@ -130,6 +132,21 @@ def read_card(directory: str | os.PathLike) -> dict:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ModelError(f"{path}: unreadable model card ({exc})") from None
     return check_card(card, str(path))
+
+
+def weights_sha256(name_or_path: str | os.PathLike) -> str:
+    """SHA-256 of a model's weights file: what identifies the weights, wherever they lie.
+
+    Parameters
+    ----------
+    name_or_path
+        A bundled model name or a model directory.
+    """
+    digest = hashlib.sha256()
+    with (resolve(name_or_path) / WEIGHTS_FILE).open("rb") as handle:
+        for chunk in iter(lambda: handle.read(2**20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def build_network(card: dict, registry: Registry | None = None) -> torch.nn.Module:

@@ -22,6 +22,7 @@ import numpy as np
 
 from subcell.core.errors import SubcellError, VolumeError
 from subcell.core.provenance import record
+from subcell.models import weights_sha256
 from subcell.models.predict import tta_views
 from subcell.pipeline.chunked import infer, stitch
 from subcell.pipeline.chunked.blocks import BlockPlan, plan_blocks
@@ -86,14 +87,6 @@ class ChunkedResult:
     plan: BlockPlan
 
 
-def _weights_sha256(model_path: Path) -> str:
-    digest = hashlib.sha256()
-    with (model_path / "model.safetensors").open("rb") as handle:
-        for chunk in iter(lambda: handle.read(2**20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _job_identity(spec, shape, dtype, model, plan, pixels, instances, tta) -> dict:
     """What makes two runs the same job (a rerun of it resumes instead of refusing)."""
     job = {
@@ -103,7 +96,7 @@ def _job_identity(spec, shape, dtype, model, plan, pixels, instances, tta) -> di
         "model": {
             "name": model.name,
             "path": str(Path(model.path).resolve()),
-            "weights_sha256": _weights_sha256(Path(model.path)),
+            "weights_sha256": weights_sha256(model.path),
         },
         "block_zyx": list(plan.block),
         "used_nm": list(pixels.used_nm),

@@ -14,7 +14,7 @@ import numpy as np
 from subcell.core.errors import ConfigError, SubcellError
 from subcell.core.provenance import config_hash
 from subcell.core.structuring import unstructure
-from subcell.models import CARD_FILE, read_card, save
+from subcell.models import CARD_FILE, read_card, save, weights_sha256
 from subcell.pipeline.dataset import open_dataset
 from subcell.pipeline.train_schema import InputConfig
 from subcell.pipeline.training import checkpoint
@@ -260,8 +260,9 @@ def _set_prior(network, samples: SampleSet, config: TrainConfig, device) -> dict
 def run_identity(config: TrainConfig, dataset, init_from: str | None) -> str:
     """What defines a run: its config, the data's simulation config and the starting model.
 
-    The data enter by the hash of the config that simulated them (not their path), so the
-    same dataset simulated elsewhere is the same run.
+    The data enter by the hash of the config that simulated them and the starting model by
+    the hash of its weights (neither by path): the same dataset simulated elsewhere is the
+    same run, and a retrained base model under the same name is a new one.
     """
     provenance = dataset.attrs.get("provenance") or {}
     data = provenance.get("config_sha256") or str(Path(dataset.path).resolve())
@@ -271,7 +272,8 @@ def run_identity(config: TrainConfig, dataset, init_from: str | None) -> str:
     for key, default in _LATER_DEFAULTS.items():
         if plain.get(key) == default:
             del plain[key]
-    return config_hash({"config": plain, "data": data, "init_from": init_from})
+    base = None if init_from is None else {"weights_sha256": weights_sha256(init_from)}
+    return config_hash({"config": plain, "data": data, "init_from": base})
 
 
 # Values that reproduce runs made before the option existed (prior_output_bias: those

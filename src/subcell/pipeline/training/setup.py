@@ -11,7 +11,7 @@ import attrs
 from subcell import __version__
 from subcell.core.errors import ConfigError, SubcellError
 from subcell.core.structuring import unstructure
-from subcell.models import CARD_FORMAT, load, output_channels
+from subcell.models import CARD_FORMAT, load, output_channels, weights_sha256
 from subcell.pipeline.training.data import TrainingData, input_spec
 
 if TYPE_CHECKING:
@@ -134,6 +134,7 @@ def initialise_from(network, source: str, plugin: str, net_config: Any, registry
         "name": base.card["name"],
         "pixel_nm": base.card["pixel_nm"],
         "data": (base.card.get("data") or {}).get("path"),
+        "weights_sha256": weights_sha256(source),
     }
 
 
