@@ -57,6 +57,9 @@ MANDERS_HIGH = ("er", "lipid_droplet", "cytosol", "nucleus", "ecs")
 MANDERS_HIGH_MIN, MANDERS_MIN = 0.7, 0.5
 #: Zhanghao et al., Fig. S4: F1 with and without the ratio image.
 PAPER_ABLATION = {"early_endosome": (0.59, 0.43), "mitochondria": (0.63, 0.62)}
+#: Further compartments the model ablation (``--ablation-model``) reports: the small
+#: organelles the paper's vesicle classes stand among.
+ABLATION_MORE = ("late_endosome", "lysosome", "peroxisome", "lipid_droplet", "golgi")
 #: Compartment -> (evaluate step with the ratio image, without it).
 ABLATION_STEPS = {
     "early_endosome": ("eval-ee", "eval-ee-intensity"),
@@ -149,20 +152,31 @@ def ablation(metrics: dict[str, dict]) -> dict[str, dict]:
     """F1 with and without the ratio image per ablated compartment, beside the paper's."""
     result = {}
     for name, (with_step, without_step) in ABLATION_STEPS.items():
-        f1 = [
-            metrics.get(step, {}).get("per_class", {}).get(name, {}).get("f1")
-            for step in (with_step, without_step)
-        ]
-        paper = PAPER_ABLATION[name]
-        result[name] = {
-            "f1_with_ratio": f1[0],
-            "f1_intensity_only": f1[1],
-            "gain": None if None in f1 else f1[0] - f1[1],
-            "paper_with_ratio": paper[0],
-            "paper_intensity_only": paper[1],
-            "steps": [with_step, without_step],
-        }
+        f1 = [_f1(metrics.get(step, {}), name) for step in (with_step, without_step)]
+        result[name] = _ablation_row(name, *f1) | {"steps": [with_step, without_step]}
     return result
+
+
+def model_ablation(with_ratio: dict, intensity_only: dict) -> dict[str, dict]:
+    """The ablation from two 15-class models' metrics: every compartment the paper ablated,
+    then the other small organelles (vesicles and the like, where the ratio should matter)."""
+    names = list(PAPER_ABLATION) + [n for n in ABLATION_MORE if n not in PAPER_ABLATION]
+    return {n: _ablation_row(n, _f1(with_ratio, n), _f1(intensity_only, n)) for n in names}
+
+
+def _f1(metrics: dict, name: str) -> float | None:
+    return metrics.get("per_class", {}).get(name, {}).get("f1")
+
+
+def _ablation_row(name: str, with_ratio: float | None, intensity_only: float | None) -> dict:
+    paper = PAPER_ABLATION.get(name, (None, None))
+    return {
+        "f1_with_ratio": with_ratio,
+        "f1_intensity_only": intensity_only,
+        "gain": None if None in (with_ratio, intensity_only) else with_ratio - intensity_only,
+        "paper_with_ratio": paper[0],
+        "paper_intensity_only": paper[1],
+    }
 
 
 def problems_of(sources: dict[str, dict]) -> list[str]:
@@ -225,9 +239,13 @@ def _ablation_lines(rows: dict) -> list[list[str]]:
     for name, r in rows.items():
         lines.append(
             [name, _fmt(r["f1_with_ratio"]), _fmt(r["f1_intensity_only"]), _fmt(r["gain"])]
-            + [f"{r['paper_with_ratio']:.2f}", f"{r['paper_intensity_only']:.2f}"]
+            + [_paper(r["paper_with_ratio"]), _paper(r["paper_intensity_only"])]
         )
     return lines
+
+
+def _paper(value: float | None) -> str:
+    return "—" if value is None else f"{value:.2f}"
 
 
 def _run_lines(result: dict) -> list[list[str]]:
@@ -336,42 +354,80 @@ def run_pipeline_mode(path: Path, overrides: list[str], out: Path, device, worke
     }
 
 
-def run_model_mode(model: str, data: Path, out: Path, device) -> dict:
+def run_model_mode(
+    model: str, data: Path, out: Path, device, ablation_model: str | None = None
+) -> dict:
     """Score one 15-class model on a dataset's test split: segment, then evaluate (as the
-    pipeline's ``seg-multilabel`` and ``eval-multilabel`` steps)."""
+    pipeline's ``seg-multilabel`` and ``eval-multilabel`` steps); with ``ablation_model``
+    (the same network trained on the intensity image alone) also the ratio ablation."""
+    from subcell import models
+    from subcell.plugins.nile_red.compartments import CLASS_NAMES
+
+    cards = {model: models.read_card(models.resolve(model))}
+    if ablation_model:
+        cards[ablation_model] = models.read_card(models.resolve(ablation_model))
+        _check_ablation_pair(model, ablation_model, cards)  # before minutes of segmenting
+    times: dict[str, float] = {}
+    metrics = _score_model(model, data, out, device, times)
+    result = {
+        "mode": "model",
+        "what": f"model {model} on the test split of {data} ({metrics['n_images']} images)",
+        "sources": {"model": score_table(compartment_scores(metrics), CLASS_NAMES)},
+        "ablation": {},
+    }
+    if ablation_model:
+        without = _score_model(ablation_model, data, out / "intensity-only", device, times)
+        result["ablation"] = model_ablation(metrics, without)
+        result["what"] += f"; ratio ablation against {ablation_model} (intensity only)"
+    trained = {
+        f"training ({name})": {k: (c.get("training") or {}).get(k) for k in TRAINING_KEYS}
+        for name, c in cards.items()
+    }
+    result["training"] = {"available": _available_device(), "steps": trained}
+    result["steps"] = {
+        step: {"seconds": info["seconds"] or 0.0, "ran": False} for step, info in trained.items()
+    } | {step: {"seconds": seconds, "ran": True} for step, seconds in times.items()}
+    return result
+
+
+#: What the model-mode report takes from a model card's training record.
+TRAINING_KEYS = ("device", "seconds", "epochs_run")
+
+
+def _score_model(model: str, data: Path, out: Path, device, times: dict) -> dict:
+    """Segment a dataset's test split with ``model`` into ``out`` and evaluate it; the
+    seconds of both go into ``times``."""
     import time
 
     from subcell import models
     from subcell.pipeline.evaluate import evaluate, write_metrics
     from subcell.pipeline.segment_dataset import segment_dataset
-    from subcell.plugins.nile_red.compartments import CLASS_NAMES
 
-    folder = models.resolve(model)
-    times = {}
     start = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
     segmented = segment_dataset(
-        data, folder, out / "prediction.zarr", split="test", device=device or "cpu"
+        data, models.resolve(model), out / "prediction.zarr", split="test", device=device or "cpu"
     )
-    times["segment"] = time.perf_counter() - start
+    times[f"segment ({model})"] = time.perf_counter() - start
     start = time.perf_counter()
     metrics = evaluate(segmented, data, split="test")
     write_metrics(metrics, out / "metrics.json")
-    times["evaluate"] = time.perf_counter() - start
-    card = models.read_card(folder).get("training") or {}
-    trained = {"seconds": card.get("seconds") or 0.0, "ran": False, "device": card.get("device")}
-    return {
-        "mode": "model",
-        "what": f"model {model} on the test split of {data} ({metrics['n_images']} images)",
-        "sources": {"model": score_table(compartment_scores(metrics), CLASS_NAMES)},
-        "ablation": {},
-        "training": {
-            "available": _available_device(),
-            "steps": {"model": {k: card.get(k) for k in ("device", "seconds", "epochs_run")}},
-        },
-        "steps": {"training (model card)": trained}
-        | {k: {"seconds": v, "ran": True} for k, v in times.items()},
-    }
+    times[f"evaluate ({model})"] = time.perf_counter() - start
+    return metrics
+
+
+def _check_ablation_pair(model: str, ablation_model: str, cards: dict[str, dict]) -> None:
+    """The ablation compares like with like: the ratio model against the same classes seen
+    through the intensity image alone."""
+    card, other = cards[model], cards[ablation_model]
+    transforms = [(c.get("input") or {}).get("transform") for c in (card, other)]
+    if transforms != ["intensity_ratio", "intensity"]:
+        raise SubcellError(
+            f"the ratio ablation needs {model} on intensity + ratio and {ablation_model} on "
+            f"intensity alone; their inputs are {transforms[0]} and {transforms[1]}"
+        )
+    if list(card["classes"]) != list(other["classes"]):
+        raise SubcellError(f"{model} and {ablation_model} predict different classes")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -387,6 +443,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--workers", type=int, default=1, help="steps run at once")
     parser.add_argument("--model", help="score this 15-class model (bundled name or folder)")
     parser.add_argument("--data", type=Path, help="with --model: a simulated Nile Red dataset")
+    parser.add_argument(
+        "--ablation-model",
+        help="with --model: the same network trained on intensity alone (the ratio ablation)",
+    )
     return parser
 
 
@@ -397,10 +457,13 @@ def main(argv: list[str] | None = None, quick: bool = False) -> int:
     if bool(args.model) != bool(args.data):
         print("--model and --data go together", file=sys.stderr)
         return 2
+    if args.ablation_model and not args.model:
+        print("--ablation-model goes with --model and --data", file=sys.stderr)
+        return 2
     try:
         if args.model:
             out = args.out or OUT / "nile_red-model"
-            result = run_model_mode(args.model, args.data, out, args.device)
+            result = run_model_mode(args.model, args.data, out, args.device, args.ablation_model)
         else:
             path = args.pipeline or (TINY if tiny else PIPELINE)
             out = args.out or OUT / ("nile_red-tiny" if tiny else "nile_red")

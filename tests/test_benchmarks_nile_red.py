@@ -115,6 +115,20 @@ def test_the_ablation_sets_f1_with_and_without_the_ratio_beside_the_paper(bench)
     assert (mito["paper_with_ratio"], mito["paper_intensity_only"]) == (0.63, 0.62)
 
 
+def test_the_model_ablation_compares_two_models_per_small_organelle(bench):
+    with_ratio = {"per_class": {"early_endosome": {"f1": 0.3}, "lysosome": {"f1": 0.5}}}
+    intensity_only = {"per_class": {"early_endosome": {"f1": 0.2}, "lysosome": {"f1": 0.6}}}
+    rows = bench.model_ablation(with_ratio, intensity_only)
+    assert list(rows)[:2] == ["early_endosome", "mitochondria"]  # the paper's first
+    assert set(bench.ABLATION_MORE) <= set(rows)
+    assert rows["early_endosome"]["gain"] == pytest.approx(0.1)
+    assert rows["lysosome"]["gain"] == pytest.approx(-0.1)  # a loss is reported as one
+    assert rows["lysosome"]["paper_with_ratio"] is None
+    assert rows["mitochondria"]["gain"] is None  # not scored: no gain made up
+    text = bench.report({"what": "x", "sources": {}, "ablation": rows})
+    assert "lysosome        0.500     0.600         -0.100  —" in text
+
+
 def test_the_report_has_every_section(bench):
     rows = {name: _row(0.95, 0.8) for name in CLASS_NAMES}
     result = {
