@@ -21,11 +21,14 @@ reused, so a rerun only scores — and reads its evaluate steps' ``metrics.json`
 ``--model NAME|DIR --data DATA.zarr`` scores one 15-class model (a bundled one, or a
 model folder such as a pipeline's ``train-multilabel/model``) on a simulated dataset's test
 split instead — segment and evaluate, as the pipeline's multi-label steps — with the same
-table and no training.
+table and no training. ``--ablation-model DIR2`` adds the ratio ablation from a second
+model, the same network trained on the intensity image alone
+(``configs/nile_red/train-multilabel-cpu-intensity.yaml`` for the bundled one).
 
     .venv/bin/python benchmarks/nile_red.py [--tiny] [--out DIR] [--set STEP.KEY=VALUE]
                                             [--device cuda] [--workers N]
     .venv/bin/python benchmarks/nile_red.py --model DIR --data DATA.zarr [--device cuda]
+                                            [--ablation-model DIR2]
 
 Results: ``DIR/nile_red.json`` and ``DIR/nile_red.md`` (default ``DIR``:
 ``benchmarks/out/nile_red``, ``nile_red-tiny`` or ``nile_red-model``; the pipeline's step
@@ -77,6 +80,8 @@ TITLES = {
     "model": "the given model",
 }
 SCORE_KEYS = ("pixel_accuracy", "f1", "precision", "recall", "manders")
+#: What the model-mode report takes from a model card's training record.
+TRAINING_KEYS = ("device", "seconds", "epochs_run")
 
 
 # --------------------------------------------------------------------------- scoring
@@ -388,10 +393,6 @@ def run_model_mode(
         step: {"seconds": info["seconds"] or 0.0, "ran": False} for step, info in trained.items()
     } | {step: {"seconds": seconds, "ran": True} for step, seconds in times.items()}
     return result
-
-
-#: What the model-mode report takes from a model card's training record.
-TRAINING_KEYS = ("device", "seconds", "epochs_run")
 
 
 def _score_model(model: str, data: Path, out: Path, device, times: dict) -> dict:
