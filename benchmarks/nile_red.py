@@ -23,7 +23,8 @@ model folder such as a pipeline's ``train-multilabel/model``) on a simulated dat
 split instead — segment and evaluate, as the pipeline's multi-label steps — with the same
 table and no training. ``--ablation-model DIR2`` adds the ratio ablation from a second
 model, the same network trained on the intensity image alone
-(``configs/nile_red/train-multilabel-cpu-intensity.yaml`` for the bundled one).
+(``configs/nile_red/train-multilabel-cpu-intensity.yaml`` for ``train-multilabel-cpu.yaml``
+at 20 epochs).
 
     .venv/bin/python benchmarks/nile_red.py [--tiny] [--out DIR] [--set STEP.KEY=VALUE]
                                             [--device cuda] [--workers N]
