@@ -1,6 +1,7 @@
 """subcell train: learning, model cards, determinism, resume, transfer learning, refusals."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -193,8 +194,6 @@ def test_transfer_learning_with_a_frozen_encoder(trained, dataset, train_config,
 def test_a_fine_tune_is_identified_by_its_base_weights_not_their_path(
     trained, dataset, train_config, tmp_path
 ):
-    import shutil
-
     config = train_config("epochs=1", "samples_per_epoch=8")
     data = loop.training_view(open_dataset(dataset), config)
     moved = shutil.copytree(trained.path, tmp_path / "elsewhere" / "base")
