@@ -430,6 +430,14 @@ def _check_ablation_pair(model: str, ablation_model: str, cards: dict[str, dict]
         )
     if list(card["classes"]) != list(other["classes"]):
         raise SubcellError(f"{model} and {ablation_model} predict different classes")
+    data = [
+        ((c.get("data") or {}).get("provenance") or {}).get("config_sha256") for c in (card, other)
+    ]
+    if None not in data and data[0] != data[1]:
+        raise SubcellError(
+            f"{model} and {ablation_model} were trained on differently simulated data "
+            f"(config {data[0][:12]} and {data[1][:12]}); the ablation needs the same cells"
+        )
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -3,6 +3,7 @@ intensity + ratio and one on intensity alone, trained and scored on a tiny simul
 dataset; the ablation rows are the two models' own F1 scores."""
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -59,3 +60,16 @@ def test_a_pair_that_is_not_an_ablation_is_refused_before_any_work(trained_pair,
     )
     assert not out.exists()
     assert bench.main(["--ablation-model", str(ratio)]) == 2
+
+
+def test_models_trained_on_other_data_are_no_ablation(trained_pair, tmp_path, capsys):
+    folder, data, ratio, alone = trained_pair
+    other = shutil.copytree(alone, tmp_path / "other-data")
+    card = json.loads((other / "card.json").read_text())
+    card["data"]["provenance"]["config_sha256"] = "0" * 64
+    (other / "card.json").write_text(json.dumps(card))
+    bench = load_benchmark("nile_red")
+    argv = ["--model", str(ratio), "--data", str(data), "--ablation-model", str(other)]
+    assert bench.main([*argv, "--out", str(tmp_path / "out")]) == 2
+    assert "trained on differently simulated data" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
